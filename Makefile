@@ -1,0 +1,48 @@
+# Two commands for a fresh Debian 12 machine (root, or sudo available):
+#   make demo   install everything, then run the default matrix
+#   make test   install everything, then run the linter and the test suite
+# Both are idempotent: Debian packages are installed only when missing and the
+# virtualenv is rebuilt only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+DEB_PACKAGES = qemu-system-x86 qemu-utils seabios ovmf python3-venv ca-certificates
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN = $(VENV)/bin
+
+.PHONY: demo test deps venv lint bench clean
+
+demo: venv
+	$(BIN)/harness run
+
+test: venv
+	$(BIN)/ruff check harness tests benchmarks
+	$(BIN)/pytest -q -rs
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -q || true; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+lint: venv
+	$(BIN)/ruff check harness tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/matcher.py
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Backends: command lines (qemu), host probes and canaries, VM processes."""

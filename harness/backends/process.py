@@ -1,0 +1,168 @@
+"""VMM processes: started in their own session on a pty, never left behind.
+
+Each VMM gets a new session whose controlling terminal is the harness's pty
+(through pexpect), its stderr in a file, and on Linux PR_SET_PDEATHSIG. If
+the harness is killed, even by SIGKILL, the pty master closes, the kernel
+hangs up the session (SIGHUP to the VMM) and the death signal fires. On a
+normal end, `stop()` asks politely over QMP, then signals the process group,
+then kills it. Every live VM is registered so a signal handler or exit hook
+can end them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pexpect
+
+from .qmp import QMP, QMPError
+
+PR_SET_PDEATHSIG = 1
+_LIVE: set[VMProcess] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _load_prctl():  # resolved once in the parent: the child must not dlopen
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+class SpawnError(Exception):
+    pass
+
+
+def _child_setup(stderr_path: str, parent: int) -> None:
+    """Runs in the child between fork and exec: stderr to a file, death signal."""
+    fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the harness died before prctl took effect
+            os._exit(1)
+
+
+class VMProcess:
+    """One VMM process with its console on a pty."""
+
+    def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path | None = None,
+                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.argv = argv
+        self.stderr_path = stderr_path
+        self.qmp_socket = qmp_socket
+        parent = os.getpid()
+        stderr_path.write_bytes(b"")  # exists before the VMM runs, so it can be followed
+        try:
+            self.child = pexpect.spawn(
+                argv[0], argv[1:], env=env, cwd=str(cwd) if cwd else None, echo=False,
+                dimensions=(50, 200), preexec_fn=lambda: _child_setup(str(stderr_path), parent),
+            )
+        except pexpect.ExceptionPexpect as exc:
+            raise SpawnError(f"cannot start {argv[0]}: {exc}") from None
+        self.child.ptyproc.delayafterclose = 0
+        self.child.delayafterclose = 0
+        self.pid = self.child.pid
+        self.fd = self.child.child_fd
+        self.started = time.monotonic()
+        self.exit_status: int | None = None
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+
+    def read(self, timeout: float) -> bytes | None:
+        """Console bytes within `timeout` (b"" if none); None at end of file."""
+        try:
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+        except (OSError, ValueError):
+            return None
+        if not ready:
+            return b""
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError as exc:
+            # Linux answers EIO once the pty's slave side is closed: end of file
+            if exc.errno in (errno.EIO, errno.EBADF):
+                return None
+            raise
+        return data or None
+
+    def write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.fd, data)
+
+    def alive(self) -> bool:
+        if self.exit_status is not None:
+            return False
+        try:
+            if self.child.isalive():
+                return True
+        except pexpect.ExceptionPexpect:
+            self.exit_status = -1
+            return False
+        status = self.child.exitstatus
+        self.exit_status = status if status is not None else -(self.child.signalstatus or 0)
+        return False
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit status, waiting up to `timeout`; None if still running."""
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+        return self.exit_status
+
+    def stop(self, grace: float = 2.0) -> int | None:
+        """End the VM: QMP quit, then SIGTERM to its group, then SIGKILL."""
+        try:
+            if self.alive() and self.qmp_socket is not None and self.qmp_socket.exists():
+                with contextlib.suppress(QMPError, OSError), QMP(self.qmp_socket, timeout=1.0) as q:
+                    q.connect(wait=0.5)
+                    q.command("quit")
+                self.wait(grace)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if not self.alive():
+                    break
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, sig)
+                self.wait(grace)
+            return self.exit_status
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, pexpect.ExceptionPexpect):
+            self.child.close(force=True)
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+
+def live_vms() -> list[VMProcess]:
+    with _LIVE_LOCK:
+        return list(_LIVE)
+
+
+def kill_all() -> None:
+    """Kill every VM this process started (for signal handlers and exit hooks)."""
+    for vm in live_vms():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(vm.pid, signal.SIGKILL)
+        vm.wait(2.0)
+        vm.close()

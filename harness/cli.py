@@ -1,0 +1,250 @@
+"""The command line: argument parsing, exit statuses, nothing else.
+
+Exit statuses: 0 no cell counts as failure, 1 some cell does, 2 usage or
+configuration error, 130 interrupted (results so far are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__, knowledge
+from .backends import probe as probes
+from .backends.canary import cached, canary_ttl, run_canary
+from .backends.process import kill_all
+from .config import ConfigError, load_guests, load_matrix
+from .images.cache import Cache
+from .images.store import ImageError, ImageStore
+from .model import Guest, Matrix
+from .plan import PlanError, expand, parse_shard
+from .progress import Progress, summary_table
+from .scheduler import RunOptions, Scheduler
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="harness",
+        description="Boot guest operating systems on every virtualization backend of this "
+                    "host and score how far each gets, from its console.",
+        epilog="Exit status: 0 no cell failed, 1 a cell failed, 2 usage or configuration "
+               "error, 130 interrupted. Cache: $HARNESS_CACHE, else ~/.cache/guest-harness.",
+    )
+    p.add_argument("--version", action="version", version=f"guest-harness {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def matrix_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--matrix", type=Path, default=Path("matrix.yaml"), metavar="FILE",
+                        help="the matrix file (default: ./matrix.yaml)")
+        sp.add_argument("--guests", type=Path, metavar="DIR",
+                        help="folder of guest files (default: guests/ next to the matrix)")
+
+    def select_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--only", action="append", default=[], metavar="GLOB",
+                        help="only cells whose id (guest/backend/firmware) matches; repeatable")
+        sp.add_argument("--backend", action="append", default=[], metavar="NAME",
+                        help="only this backend; repeatable")
+        sp.add_argument("--firmware", action="append", default=[], metavar="NAME",
+                        help="only this firmware (bios, uefi); repeatable")
+        sp.add_argument("--shard", metavar="K/N", help="only the K-th of N equal parts")
+
+    def canary_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--canary-ttl", type=float, metavar="SECONDS",
+                        help="reuse a canary result this long (default: $HARNESS_CANARY_TTL "
+                             "or 21600)")
+
+    run = sub.add_parser("run", help="run the matrix and write a run folder",
+                         description="Run the matrix: probe backends, fetch images, boot "
+                                     "every cell and score it; results in OUT/<run-id>/.")
+    matrix_args(run)
+    select_args(run)
+    canary_args(run)
+    run.add_argument("--jobs", type=int, metavar="N",
+                     help="cells at once (default: the matrix's jobs, else what fits the "
+                          "host's cores and memory)")
+    run.add_argument("--out", type=Path, metavar="DIR",
+                     help="where run folders go (default: reports/ next to the matrix)")
+    run.add_argument("--offline", action="store_true",
+                     help="use only images already in the cache")
+    run.add_argument("--retries", type=int, metavar="N",
+                     help="re-run a failing cell up to N times (default: the matrix's)")
+    run.add_argument("--strict", action="store_true", help="an xpass counts as a failure")
+    run.add_argument("--fresh-canary", action="store_true",
+                     help="run the accelerator canaries even if a recent result is cached")
+
+    ls = sub.add_parser("list", help="list the cells and why any would be skipped")
+    matrix_args(ls)
+    select_args(ls)
+    canary_args(ls)
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+    pr = sub.add_parser("probe", help="which backends this host has, and whether they work")
+    canary_args(pr)
+    pr.add_argument("--no-canary", action="store_true",
+                    help="static checks only (under two seconds)")
+    pr.add_argument("--fresh", action="store_true", help="ignore cached canary results")
+    pr.add_argument("--json", action="store_true", help="machine-readable output")
+
+    fe = sub.add_parser("fetch", help="download and verify guest images into the cache")
+    matrix_args(fe)
+    fe.add_argument("guest_ids", nargs="*", metavar="GUEST",
+                    help="guest ids (default: every guest of the matrix)")
+    fe.add_argument("--offline", action="store_true", help="check the cache only")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    atexit.register(kill_all)
+    try:
+        return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe,
+                "fetch": cmd_fetch}[args.command](args)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_USAGE
+    except (PlanError, UsageError) as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+def _load(args: argparse.Namespace) -> tuple[Matrix, dict[str, Guest]]:
+    matrix_path: Path = args.matrix
+    if not matrix_path.is_file():
+        raise UsageError(f"no matrix file {matrix_path} (give one with --matrix)")
+    guests_dir = args.guests or matrix_path.parent / "guests"
+    guests = load_guests(guests_dir)
+    return load_matrix(matrix_path, guests), guests
+
+
+def _cells(args: argparse.Namespace, matrix: Matrix, guests: dict[str, Guest],
+           retries: int | None = None) -> list:
+    shard = parse_shard(args.shard) if args.shard else None
+    return expand(matrix, guests, args.only, args.backend, args.firmware, shard, retries)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    matrix, guests = _load(args)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.retries is not None and args.retries < 0:
+        raise UsageError("--retries must be 0 or more")
+    cells = _cells(args, matrix, guests, args.retries)
+    if not cells:
+        raise UsageError("the selection has no cells (see `harness list`)")
+    out = args.out or args.matrix.parent / "reports"
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    progress = Progress()
+    options = RunOptions(
+        out=out, cache=Cache(), jobs=args.jobs or matrix.jobs, strict=args.strict,
+        offline=args.offline, canary_ttl=args.canary_ttl, fresh_canary=args.fresh_canary,
+        meta={"matrix": str(args.matrix), "argv": sys.argv[1:]},
+    )
+    outcome = Scheduler(options, progress).run(cells)
+    print(summary_table(outcome.results, colour=sys.stdout.isatty()))
+    print(f"\nrun folder: {outcome.store.folder}")
+    if outcome.interrupted:
+        print("interrupted: the cells above finished; the rest did not run", file=sys.stderr)
+    return outcome.exit_status(args.strict)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    matrix, guests = _load(args)
+    cells = _cells(args, matrix, guests)
+    host = probes.host_facts()
+    cache = Cache()
+    ttl = canary_ttl(args.canary_ttl)
+    found = {b: probes.static_probe(b, host) for b in dict.fromkeys(c.backend for c in cells)}
+    rows = []
+    for cell in cells:
+        p = found[cell.backend]
+        why = None if p.usable else f"{cell.backend} {p.status}: {p.reason}"
+        why = why or probes.runs_arch(cell.backend, cell.guest.arch, host)
+        if why is None and p.hardware:
+            hit = cached(cache, cell.backend, host, ttl)
+            if hit is None:
+                note = "runs after a canary on this backend"
+            elif hit.ok:
+                note = "runs (canary passed)"
+            else:
+                why = f"{cell.backend} unusable: {hit.describe()}"
+        else:
+            note = "runs"
+        rows.append({"id": cell.id, "runs": why is None, "note": note if why is None else why,
+                     "quirks": cell.quirks,
+                     "expect": cell.expect.reason if cell.expect else None})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max((len(r["id"]) for r in rows), default=4)
+    for r in rows:
+        extra = (f" [quirks: {', '.join(r['quirks'])}]" if r["quirks"] else "") + (
+            f" [expected to fail: {r['expect']}]" if r["expect"] else "")
+        print(f"{r['id']:<{width}}  {'run ' if r['runs'] else 'skip'}  {r['note']}{extra}")
+    print(f"\n{len(rows)} cells, {sum(r['runs'] for r in rows)} would run")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    host = probes.host_facts()
+    cache = Cache()
+    progress = Progress(live=False)
+    store = ImageStore(cache, log=progress.info)
+    results = []
+    for name in knowledge.backends():
+        p = probes.static_probe(name, host)
+        if p.usable and p.hardware and not args.no_canary:
+            c = run_canary(cache, store, name, host, args.canary_ttl, args.fresh, progress.info)
+            p.canary = c.to_json()
+            p.reason = c.describe()
+            if not c.ok:
+                p.status = probes.UNUSABLE
+        results.append(p)
+    if args.json:
+        print(json.dumps({"host": host.to_json(), "backends": [p.to_json() for p in results]},
+                         indent=1))
+        return 0
+    print(f"host: {host.os} {host.kernel} {host.arch}, {host.cpu or 'unknown CPU'}")
+    for p in results:
+        print(f"  {p.backend:<6} {p.status:<9} {p.reason}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    matrix, guests = _load(args)
+    wanted = args.guest_ids or sorted({c.guest.id for c in expand(matrix, guests)})
+    unknown = [g for g in wanted if g not in guests]
+    if unknown:
+        raise UsageError(f"no guest {unknown[0]!r} (known: {', '.join(sorted(guests))})")
+    progress = Progress(live=False)
+    store = ImageStore(Cache(), args.offline, progress.info)
+    failed = 0
+    for gid in wanted:
+        print(f"{gid}:")
+        for name, spec in guests[gid].images.items():
+            try:
+                img = store.resolve(spec)
+            except ImageError as exc:
+                failed += 1
+                print(f"  {name}: FAILED: {exc}")
+                continue
+            print(f"  {name}: {img.sha256}  {img.source}  {img.path}")
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""The console: cleaning, matching (pure) and the live session (processes)."""

@@ -1,0 +1,118 @@
+"""A live console session: a VMM process, its transcript and the tracker.
+
+The only impure part of the console: it reads the VM's pty continuously (an
+unread serial port stalls guests), writes the raw transcript and a
+timestamped text log, hands bytes and clock ticks to the pure tracker,
+types `send:` text, and watches the VMM's stderr for accelerator failures.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from ..backends.process import VMProcess
+from .matcher import Event
+from .tracker import BootTracker, Outcome
+
+TICK = 0.1  # seconds between clock checks while the console is quiet
+MAX_RAW = 256 << 20  # the raw transcript stops growing here (the log says so)
+TAIL = 64 << 10  # bytes of console text kept in memory for reports
+
+
+class Transcript:
+    """console.raw (bytes as read, capped) and console.log ("[  t] line")."""
+
+    def __init__(self, folder: Path, max_raw: int = MAX_RAW) -> None:
+        self.raw: IO[bytes] = (folder / "console.raw").open("wb")
+        self.log: IO[str] = (folder / "console.log").open("w", encoding="utf-8",
+                                                          errors="replace")
+        self.max_raw = max_raw
+        self.raw_bytes = 0
+        self.tail = ""
+        self._at_line_start = True
+
+    def write(self, data: bytes, text: str, t: float) -> None:
+        if self.raw_bytes < self.max_raw:
+            room = self.max_raw - self.raw_bytes
+            self.raw.write(data[:room])
+            self.raw_bytes += min(len(data), room)
+            if self.raw_bytes >= self.max_raw:
+                self.note(t, f"console.raw truncated at {self.max_raw} bytes")
+        if not text:
+            return
+        stamp = f"[{t:9.3f}] "
+        lines = text.replace("\r\n", "\n").split("\n")
+        out = []
+        for i, line in enumerate(lines):
+            last = i == len(lines) - 1
+            if last and not line:
+                break
+            line = line.rstrip("\r")
+            out.append((stamp if self._at_line_start else "") + line + ("" if last else "\n"))
+            self._at_line_start = not last
+        self.log.write("".join(out))
+        self.tail = (self.tail + text)[-TAIL:]
+
+    def note(self, t: float, message: str) -> None:
+        """A line of the harness's own, marked as such, in the text log."""
+        prefix = "" if self._at_line_start else "\n"
+        self.log.write(f"{prefix}[{t:9.3f}] ### harness: {message}\n")
+        self._at_line_start = True
+
+    def close(self) -> None:
+        self.raw.close()
+        self.log.close()
+
+
+def run_session(
+    vm: VMProcess,
+    tracker: BootTracker,
+    transcript: Transcript,
+    stop: threading.Event | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> Outcome:
+    """Drive one boot to its outcome; the VM is still running when this returns."""
+    stderr = vm.stderr_path.open("rb") if vm.stderr_path.exists() else None
+    try:
+        while tracker.outcome is None:
+            data = vm.read(TICK)
+            now = time.monotonic()
+            t = now - tracker.start
+            if data is None:  # the VM is gone: read what is left of stderr first
+                _drain_stderr(stderr, tracker, now)
+                status = vm.wait(5.0)
+                transcript.note(t, f"VM exited with status {status}")
+                tracker.exited(now, status)
+                break
+            if data:
+                events = tracker.feed(data, now)
+                transcript.write(data, tracker.matcher.text, t)
+                for ev in events:
+                    transcript.note(ev.t, f"{ev.kind} {ev.name!r} matched")
+                    if ev.send:
+                        vm.write(ev.send.encode())
+                    if on_event:
+                        on_event(ev)
+            _drain_stderr(stderr, tracker, now)
+            if stop is not None and stop.is_set():
+                tracker.interrupt(now, "interrupted")
+            tracker.tick(now)
+        outcome = tracker.outcome
+        assert outcome is not None
+        transcript.note(outcome.t, f"outcome: {outcome.end} {outcome.detail}".rstrip())
+        return outcome
+    finally:
+        if stderr is not None:
+            stderr.close()
+
+
+def _drain_stderr(stderr: IO[bytes] | None, tracker: BootTracker, now: float) -> None:
+    if stderr is None:
+        return
+    data = stderr.read()
+    if data:
+        tracker.vmm_stderr(data, now)

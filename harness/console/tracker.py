@@ -1,0 +1,168 @@
+"""The boot tracker: matcher events plus the clock become one cell outcome.
+
+Pure like the matcher (the caller passes every time stamp): it owns the
+stall timer, the per-milestone and total deadlines, the grace period that
+keeps reading after a crash so the backtrace lands in the log, and the
+accelerator-failure patterns watched on the VMM's stderr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..model import FailureSignature, Milestone, Timeouts
+from .matcher import Event, Matcher
+
+CRASH_GRACE = 3.0  # seconds of reading after a fatal signature ...
+CRASH_QUIET = 1.0  # ... or until the console is quiet this long
+
+
+@dataclass
+class Outcome:
+    """How a cell's boot ended, before verdicts and expectations.
+
+    end: complete | crash | hang | timeout | exited | accel | interrupted
+    """
+
+    end: str
+    t: float
+    reached: dict[int, float] = field(default_factory=dict)  # milestone index -> t
+    failure: Event | None = None
+    warnings: list[Event] = field(default_factory=list)
+    detail: str = ""
+    exit_status: int | None = None
+
+
+class BootTracker:
+    def __init__(
+        self,
+        milestones: Sequence[Milestone],
+        failures: Sequence[FailureSignature],
+        timeouts: Timeouts,
+        accel_failures: Sequence[FailureSignature] = (),
+        start: float = 0.0,
+        crash_grace: float = CRASH_GRACE,
+        crash_quiet: float = CRASH_QUIET,
+    ) -> None:
+        self.milestones = list(milestones)
+        self.matcher = Matcher(milestones, failures)
+        self.stderr_matcher = Matcher([], accel_failures) if accel_failures else None
+        self.timeouts = timeouts
+        self.start = start
+        self.crash_grace = crash_grace
+        self.crash_quiet = crash_quiet
+        self.last_output = start
+        self.since = start  # when the last milestone was reached (or the start)
+        self.reached: dict[int, float] = {}
+        self.warnings: list[Event] = []
+        self.failure: Event | None = None
+        self.crash_at: float | None = None
+        self.outcome: Outcome | None = None
+
+    # --- inputs --------------------------------------------------------------
+
+    def feed(self, data: bytes, now: float) -> list[Event]:
+        """Console bytes read at `now`; returns the events (for sends and progress)."""
+        if self.outcome is not None:
+            return []
+        if data:
+            self.last_output = now
+        events = self.matcher.feed(data, now - self.start)
+        for ev in events:
+            if ev.kind == "milestone":
+                self.reached[ev.index] = ev.t
+                self.since = now
+            elif ev.fatal:
+                self.failure = ev
+                self.crash_at = now
+            else:
+                self.warnings.append(ev)
+        if self.crash_at is None and self.matcher.done:
+            self._end("complete", now)
+        return events
+
+    def vmm_stderr(self, data: bytes, now: float) -> None:
+        """The VMM's stderr: an accelerator failure ends the cell at once."""
+        if self.outcome is not None or self.stderr_matcher is None:
+            return
+        for ev in self.stderr_matcher.feed(data, now - self.start):
+            self._end("accel", now, failure=ev, detail=ev.text.strip())
+            return
+
+    def exited(self, now: float, status: int | None) -> Outcome:
+        """The VM is gone (its console reached end of file)."""
+        if self.outcome is None:
+            if self.crash_at is not None:
+                self._end("crash", now, exit_status=status)
+            elif self.matcher.required_done:
+                self._end("complete", now, exit_status=status)
+            else:
+                self._end("exited", now, exit_status=status)
+        assert self.outcome is not None
+        return self.outcome
+
+    def interrupt(self, now: float, why: str) -> Outcome:
+        if self.outcome is None:
+            self._end("interrupted", now, detail=why)
+        assert self.outcome is not None
+        return self.outcome
+
+    # --- the clock -----------------------------------------------------------
+
+    def tick(self, now: float) -> Outcome | None:
+        if self.outcome is not None:
+            return self.outcome
+        if self.crash_at is not None:
+            grace_over = now - self.crash_at >= self.crash_grace
+            if grace_over or now - self.last_output >= self.crash_quiet:
+                self._end("crash", now)
+            return self.outcome
+        self._expire_optional(now)
+        if self.matcher.done:
+            self._end("complete", now)
+            return self.outcome
+        waited = self.pending_timeout()
+        if self.matcher.required_done:
+            # only optional milestones are left: their wait ends quietly
+            if (now - self.last_output >= self.timeouts.stall
+                    or now - self.start >= self.timeouts.total):
+                self.matcher.skip_optional()
+                self._end("complete", now)
+            return self.outcome
+        if now - self.last_output >= self.timeouts.stall:
+            self._end("hang", now, detail=f"no console output for {self.timeouts.stall:g} s")
+        elif now - self.start >= self.timeouts.total:
+            self._end("timeout", now, detail=f"total deadline of {self.timeouts.total:g} s")
+        elif waited is not None and now - self.since >= waited:
+            name = self.milestones[self.matcher.next].name
+            self._end("timeout", now, detail=f"milestone {name!r} not reached within {waited:g} s")
+        return self.outcome
+
+    def _expire_optional(self, now: float) -> None:
+        """Skip optional milestones whose own timeout has run out."""
+        m = self.matcher
+        while m.next < len(self.milestones):
+            pending = self.milestones[m.next]
+            if (not pending.optional or pending.timeout is None
+                    or now - self.since < pending.timeout):
+                break
+            m.next += 1
+
+    def pending_timeout(self) -> float | None:
+        """The timeout of the milestone being waited for, if it has one."""
+        if self.matcher.next < len(self.milestones):
+            return self.milestones[self.matcher.next].timeout
+        return None
+
+    def _end(self, end: str, now: float, failure: Event | None = None, detail: str = "",
+             exit_status: int | None = None) -> None:
+        self.outcome = Outcome(
+            end=end,
+            t=now - self.start,
+            reached=dict(self.reached),
+            failure=failure or self.failure,
+            warnings=list(self.warnings),
+            detail=detail,
+            exit_status=exit_status,
+        )

@@ -1,0 +1,37 @@
+#!/bin/busybox sh
+# guest-harness BusyBox init. Prints a marker, runs a few checks, then does
+# what the kernel command line's `harness.mode=` asks (default: poweroff):
+#   poweroff | reboot | panic (sysrq crash) | exit (init exits: kernel panic)
+#   hang (print, then sleep forever) | shell (a shell on the console)
+#   reboot-early (reboot before the marker)
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mode=poweroff
+for word in $(cat /proc/cmdline); do
+  case "$word" in harness.mode=*) mode="${word#harness.mode=}" ;; esac
+done
+[ "$mode" = reboot-early ] && reboot -f
+echo "HARNESS-READY arch=$(uname -m) kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) mode=$mode"
+failed=0
+check() {
+  if sh -c "$2" >/dev/null 2>&1; then echo "HARNESS-CHECK ok: $1"
+  else echo "HARNESS-CHECK FAILED: $1"; failed=$((failed + 1)); fi
+}
+check proc-mounted 'grep -q "^proc /proc " /proc/mounts'
+check memory-visible 'grep -q "^MemTotal:" /proc/meminfo'
+check tmp-writable 'echo probe > /tmp/probe && [ "$(cat /tmp/probe)" = probe ]'
+check cpu-works '[ "$(dd if=/dev/zero bs=1024 count=256 2>/dev/null | md5sum | cut -c1-8)" = ec87a838 ]'
+echo "HARNESS-CHECKS done failed=$failed"
+case "$mode" in
+  panic) echo c > /proc/sysrq-trigger ;;
+  exit) exit 1 ;;
+  hang) echo "HARNESS-SLEEPING"; while :; do sleep 3600; done ;;
+  shell) echo "HARNESS-SHELL"; exec setsid cttyhack sh ;;
+  reboot) reboot -f ;;
+  *) poweroff -f ;;
+esac

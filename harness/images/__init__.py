@@ -1,0 +1,1 @@
+"""Guest images: sources, the cache, build recipes."""

@@ -1,0 +1,233 @@
+"""Files out of Debian packages of any architecture, without touching apt's state.
+
+apt runs with a private state folder in the cache (package lists, status,
+archives) and the system's sources, so `deb:` sources work for foreign
+architectures (i386 on an amd64 host) and nothing is installed or
+reconfigured. Packages are unpacked with `dpkg-deb --fsys-tarfile`, read as
+a tar stream: the wanted member is extracted in one pass.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import Cache, sha256_file
+
+LIST_MAX_AGE = 6 * 3600  # refresh package lists older than this (seconds)
+MAX_DEPTH = 3  # how far to follow Depends of a meta-package
+# A field at the start of a line, continued on indented lines.
+_FIELD = re.compile(r"^(?P<name>[A-Za-z0-9-]+):[ \t]*(?P<value>.*(?:\n[ \t].*)*)", re.M)
+
+
+class DebError(Exception):
+    """A `deb:` source that could not be fetched or had no such file."""
+
+
+@dataclass(frozen=True)
+class DebFile:
+    sha256: str
+    package: str  # the package the file came from (after following Depends)
+    version: str
+    member: str  # path inside the package
+    deb_sha256: str
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    """The fields of the first stanza of `apt-cache show` output."""
+    stanza = text.strip().split("\n\n", 1)[0]
+    return {m["name"]: m["value"].strip() for m in _FIELD.finditer(stanza)}
+
+
+def first_alternatives(depends: str) -> list[str]:
+    """Package names from a Depends field, the first of each alternative."""
+    names = []
+    for group in depends.split(","):
+        first = group.split("|")[0].strip()
+        name = re.split(r"[\s(:]", first, maxsplit=1)[0]
+        if name:
+            names.append(name)
+    return names
+
+
+class AptArchive:
+    """apt-get/apt-cache for one Debian architecture with private state."""
+
+    def __init__(self, cache: Cache, arch: str, log: Callable[[str], None] = print) -> None:
+        self.cache = cache
+        self.arch = arch
+        self.log = log
+        self.state = cache.sub("apt", arch)
+        for sub in ("lists/partial", "archives/partial", "cache"):
+            (self.state / sub).mkdir(parents=True, exist_ok=True)
+        (self.state / "status").touch()
+        self.debs = cache.sub("debs", arch)
+
+    def options(self) -> list[str]:
+        s = self.state
+        return [
+            "-o", f"APT::Architecture={self.arch}",
+            "-o", f"APT::Architectures::={self.arch}",
+            "-o", f"Dir::State::Lists={s / 'lists'}",
+            "-o", f"Dir::State::status={s / 'status'}",
+            "-o", f"Dir::Cache={s / 'cache'}",
+            "-o", f"Dir::Cache::archives={s / 'archives'}",
+            "-o", "Debug::NoLocking=1",
+            "-o", "APT::Sandbox::User=root",
+            "-o", "Acquire::Retries=3",
+        ]
+
+    def _run(self, tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(
+                [tool, *self.options(), *args], cwd=cwd, capture_output=True, text=True,
+                timeout=900,
+            )
+        except FileNotFoundError:
+            raise DebError(f"{tool} not found: deb sources need Debian's apt") from None
+        except subprocess.TimeoutExpired:
+            raise DebError(f"{tool} {' '.join(args)} took more than 15 minutes") from None
+
+    def _lists_age(self) -> float:
+        stamp = self.state / "updated"
+        return time.time() - stamp.stat().st_mtime if stamp.exists() else float("inf")
+
+    def update(self, offline: bool = False) -> None:
+        """Refresh the private package lists when they are missing or old."""
+        if offline or self._lists_age() < LIST_MAX_AGE:
+            return
+        with self.cache.lock(f"apt-update-{self.arch}"):
+            if self._lists_age() < LIST_MAX_AGE:
+                return
+            self.log(f"  updating Debian package lists for {self.arch}")
+            proc = self._run("apt-get", "-q", "update")
+            # A mirror mid-sync fails one suite while the others work: keep going
+            # as long as some lists arrived.
+            lists = [p for p in (self.state / "lists").glob("*_Packages*") if p.stat().st_size]
+            if not lists:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                raise DebError(f"apt-get update for {self.arch} fetched no package list: "
+                               + " / ".join(tail))
+            (self.state / "updated").touch()
+
+    def show(self, package: str) -> dict[str, str]:
+        proc = self._run("apt-cache", "show", "--no-all-versions", f"{package}:{self.arch}")
+        if proc.returncode != 0 or not proc.stdout.strip():
+            proc = self._run("apt-cache", "show", "--no-all-versions", package)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise DebError(f"no package {package!r} for {self.arch} in the Debian archive")
+        return parse_fields(proc.stdout)
+
+    def download(self, package: str, version: str, sha256: str | None) -> Path:
+        """The .deb of package=version, downloaded once into the cache."""
+        with self.cache.lock(f"deb-{self.arch}-{package}-{version}"):
+            for existing in self.debs.glob(f"{package}_*.deb"):
+                if sha256 and sha256_file(existing) == sha256:
+                    return existing
+            self.log(f"  downloading {package} {version} ({self.arch})")
+            proc = self._run("apt-get", "-q", "download", f"{package}:{self.arch}={version}",
+                             cwd=self.debs)
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
+                raise DebError(f"apt-get download {package}={version}: " + " / ".join(tail))
+            candidates = sorted(self.debs.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
+            if not candidates:
+                raise DebError(f"apt-get download {package} left no .deb behind")
+            deb = candidates[-1]
+            if sha256 and sha256_file(deb) != sha256:
+                deb.unlink()
+                raise DebError(f"{deb.name}: SHA256 differs from the archive's Packages index")
+            return deb
+
+
+def extract_member(cache: Cache, deb: Path, pattern: str) -> tuple[str, str] | None:
+    """Store the first member of `deb` matching glob `pattern`; (member, sha256)."""
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    found = None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            for info in tar:
+                name = info.name.removeprefix("./")
+                if not fnmatch.fnmatchcase(name, pattern.removeprefix("./")):
+                    continue
+                if not info.isfile():
+                    raise DebError(f"{deb.name}: {name} is not a regular file")
+                src = tar.extractfile(info)
+                assert src is not None
+                with cache.new_blob() as (f, h):
+                    while block := src.read(1 << 20):
+                        f.write(block)
+                        h.update(block)
+                found = (name, h.hexdigest())
+                break
+    except tarfile.TarError as exc:
+        raise DebError(f"{deb.name}: cannot read its data: {exc}") from None
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        proc.wait()
+    return found
+
+
+def fetch_deb_file(
+    cache: Cache, arch: str, package: str, pattern: str, offline: bool = False,
+    log: Callable[[str], None] = print,
+) -> DebFile:
+    """The file matching `pattern` in `package` (or in what it depends on)."""
+    latest_key = f"deb:{arch}:{package}:{pattern}"
+    if offline:
+        ref = cache.get_ref(latest_key)
+        if ref is None:
+            raise DebError(f"offline, and {package} ({arch}) {pattern} is not in the cache")
+        return _from_ref(ref)
+    apt = AptArchive(cache, arch, log)
+    apt.update()
+    result = _search(cache, apt, package, pattern, depth=0, seen=set())
+    cache.set_ref(latest_key, result.sha256, **_ref_info(result))
+    return result
+
+
+def _search(cache: Cache, apt: AptArchive, package: str, pattern: str, depth: int,
+            seen: set[str]) -> DebFile:
+    seen.add(package)
+    fields = apt.show(package)
+    version = fields.get("Version", "")
+    key = f"deb:{apt.arch}:{package}={version}:{pattern}"
+    ref = cache.get_ref(key)
+    if ref is not None:
+        return _from_ref(ref)
+    deb = apt.download(package, version, fields.get("SHA256"))
+    found = extract_member(cache, deb, pattern)
+    if found is not None:
+        member, sha = found
+        result = DebFile(sha, package, version, member, sha256_file(deb))
+        cache.set_ref(key, sha, **_ref_info(result))
+        return result
+    if depth < MAX_DEPTH:
+        for dep in first_alternatives(fields.get("Depends", "")):
+            if dep in seen:
+                continue
+            try:
+                return _search(cache, apt, dep, pattern, depth + 1, seen)
+            except DebError:
+                continue
+    raise DebError(f"no file matching {pattern!r} in {package} {version} ({apt.arch}) "
+                   "or the packages it depends on")
+
+
+def _ref_info(f: DebFile) -> dict[str, str]:
+    return {"package": f.package, "version": f.version, "member": f.member,
+            "deb_sha256": f.deb_sha256}
+
+
+def _from_ref(ref: dict) -> DebFile:
+    return DebFile(ref["sha256"], ref["package"], ref["version"], ref["member"],
+                   ref.get("deb_sha256", ""))

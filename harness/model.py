@@ -1,0 +1,215 @@
+"""The data model: what a guest is, what a cell is, what a cell's outcome is.
+
+Plain dataclasses, built by `config` from YAML and consumed by everything
+downstream; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    CRASH = "crash"
+    HANG = "hang"
+    TIMEOUT = "timeout"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIP = "skip"
+    XFAIL = "xfail"
+    XPASS = "xpass"
+
+    def is_failure(self, strict: bool = False) -> bool:
+        """Whether this verdict makes `harness run` exit 1."""
+        if self is Verdict.XPASS:
+            return strict
+        return self in _FAILURES
+
+
+_FAILURES = frozenset(
+    {Verdict.CRASH, Verdict.HANG, Verdict.TIMEOUT, Verdict.FAIL, Verdict.ERROR}
+)
+
+
+@dataclass(frozen=True)
+class Milestone:
+    name: str
+    pattern: re.Pattern[str]
+    timeout: float | None = None  # seconds after the previous milestone (or the start)
+    send: str | None = None  # text typed on the console right after the match
+    optional: bool = False
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class FailureSignature:
+    name: str
+    pattern: re.Pattern[str]
+    fatal: bool = True
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One named artefact of a guest; exactly one source kind."""
+
+    name: str
+    kind: str  # deb | build | file
+    params: dict[str, Any]
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    kind: str  # kernel | cdrom | disk | floppy
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str = ""
+    image: str | None = None  # for cdrom / disk / floppy
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    total: float = 300.0
+    stall: float = 60.0
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A known-bad cell: its failure becomes xfail, its pass xpass."""
+
+    reason: str
+    guest: str = "*"
+    backend: str = "*"
+    firmware: str = "*"
+    link: str | None = None
+
+
+@dataclass
+class Guest:
+    id: str
+    name: str
+    os: str
+    arch: str
+    images: dict[str, ImageSpec]
+    boot: BootSpec
+    firmware: list[str]
+    memory_mb: int
+    vcpus: int
+    console: str
+    milestones: list[Milestone]
+    failures: list[FailureSignature]
+    builtin_failures: bool = True
+    quirks: dict[str, list[str]] = field(default_factory=dict)
+    expect: list[Expectation] = field(default_factory=list)
+    timeouts: Timeouts | None = None  # None: the matrix defaults apply
+    memory_set: bool = True  # False: the matrix default memory applies
+    source: Path | None = None
+
+    @property
+    def required(self) -> list[Milestone]:
+        return [m for m in self.milestones if not m.optional]
+
+
+@dataclass(frozen=True)
+class ExcludeRule:
+    guest: str = "*"
+    backend: str = "*"
+    firmware: str = "*"
+
+
+@dataclass
+class Matrix:
+    guests: list[str]
+    backends: list[str]
+    firmware: list[str]
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retries: int = 0
+    memory_mb: int = 512
+    exclude: list[ExcludeRule] = field(default_factory=list)
+    expect: list[Expectation] = field(default_factory=list)
+    jobs: int | None = None  # None = auto
+    source: Path | None = None
+
+
+@dataclass
+class Cell:
+    """One (guest, backend, firmware) combination, ready to run."""
+
+    guest: Guest
+    backend: str
+    firmware: str
+    timeouts: Timeouts
+    memory_mb: int
+    retries: int = 0
+    quirks: list[str] = field(default_factory=list)
+    expect: Expectation | None = None
+    skip_reason: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.guest.id}/{self.backend}/{self.firmware}"
+
+    @property
+    def folder(self) -> str:
+        """The cell's folder below the run folder."""
+        return f"cells/{self.guest.id}/{self.backend}-{self.firmware}"
+
+
+@dataclass
+class MilestoneResult:
+    name: str
+    reached: bool
+    t: float | None = None
+    optional: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "reached": self.reached, "t": self.t}
+
+
+@dataclass
+class CellResult:
+    cell_id: str
+    guest: str
+    backend: str
+    firmware: str
+    verdict: Verdict
+    score: float = 0.0
+    duration_s: float = 0.0
+    milestones: list[MilestoneResult] = field(default_factory=list)
+    failure: dict[str, Any] | None = None
+    reason: str | None = None
+    underlying: Verdict | None = None  # for xfail/xpass: the verdict before expectations
+    expect: dict[str, Any] | None = None
+    quirks: list[str] = field(default_factory=list)
+    attempts: int = 0
+    command: list[str] = field(default_factory=list)
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.cell_id,
+            "guest": self.guest,
+            "backend": self.backend,
+            "firmware": self.firmware,
+            "verdict": str(self.verdict),
+            "score": round(self.score, 4),
+            "duration_s": round(self.duration_s, 3),
+            "milestones": [m.to_json() for m in self.milestones],
+            "failure": self.failure,
+            "reason": self.reason,
+            "underlying": str(self.underlying) if self.underlying else None,
+            "expect": self.expect,
+            "quirks": list(self.quirks),
+            "attempts": self.attempts,
+            "command": list(self.command),
+            "images": self.images,
+            "artifacts": self.artifacts,
+            "warnings": self.warnings,
+        }

@@ -1,0 +1,91 @@
+"""Expand a matrix into cells: guests x backends x firmware, filtered.
+
+Order is deterministic (guests by id, backends and firmware in the matrix's
+order), so `--shard K/N` splits the same way on every machine.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+
+from . import knowledge
+from .model import Cell, Expectation, Guest, Matrix
+
+
+class PlanError(Exception):
+    """A selection that makes no sense (exit status 2)."""
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise PlanError(f"--shard {text!r}: expected K/N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise PlanError(f"--shard {text!r}: K must be between 1 and N")
+    return k, n
+
+
+def _matches(value: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+def find_expectation(guest: Guest, backend: str, firmware: str,
+                     matrix_rules: Iterable[Expectation]) -> Expectation | None:
+    for rule in (*guest.expect, *matrix_rules):
+        if (_matches(guest.id, rule.guest) and _matches(backend, rule.backend)
+                and _matches(firmware, rule.firmware)):
+            return rule
+    return None
+
+
+def expand(
+    matrix: Matrix,
+    guests: dict[str, Guest],
+    only: Sequence[str] = (),
+    backends: Sequence[str] = (),
+    firmware: Sequence[str] = (),
+    shard: tuple[int, int] | None = None,
+    retries: int | None = None,
+) -> list[Cell]:
+    known = knowledge.backends()
+    for b in backends:
+        if b not in known:
+            raise PlanError(f"--backend {b!r}: unknown backend (known: {', '.join(known)})")
+    for f in firmware:
+        if f not in knowledge.FIRMWARES:
+            raise PlanError(f"--firmware {f!r}: expected one of {', '.join(knowledge.FIRMWARES)}")
+    ids = sorted(g for g in guests if any(_matches(g, pat) for pat in matrix.guests))
+    cells = []
+    for gid in ids:
+        guest = guests[gid]
+        for backend in matrix.backends:
+            if backends and backend not in backends:
+                continue
+            for fw in matrix.firmware:
+                if fw not in guest.firmware or (firmware and fw not in firmware):
+                    continue
+                if any(_matches(gid, r.guest) and _matches(backend, r.backend)
+                       and _matches(fw, r.firmware) for r in matrix.exclude):
+                    continue
+                cells.append(Cell(
+                    guest=guest,
+                    backend=backend,
+                    firmware=fw,
+                    timeouts=guest.timeouts or matrix.timeouts,
+                    memory_mb=guest.memory_mb if guest.memory_set else matrix.memory_mb,
+                    retries=matrix.retries if retries is None else retries,
+                    quirks=list(guest.quirks.get(backend, [])),
+                    expect=find_expectation(guest, backend, fw, matrix.expect),
+                ))
+    if only:
+        unmatched = [p for p in only if not any(_matches(c.id, p) for c in cells)]
+        if unmatched:
+            raise PlanError(f"--only {unmatched[0]!r} matches no cell of the matrix "
+                            f"({len(cells)} cells; see `harness list`)")
+        cells = [c for c in cells if any(_matches(c.id, p) for p in only)]
+    if shard is not None:
+        k, n = shard
+        cells = [c for i, c in enumerate(cells) if i % n == k - 1]
+    return cells

@@ -1,0 +1,151 @@
+"""Progress while a run goes on, and the summary table at its end.
+
+On a terminal: a live block with each running cell, its last milestone and
+its age, redrawn in place, with finished cells scrolling above it. Anywhere
+else (CI logs, pipes): one plain line per event.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import TextIO
+
+from .console.matcher import Event
+from .model import Cell, CellResult, Verdict
+
+_COLOURS = {
+    Verdict.PASS: "32", Verdict.XFAIL: "33", Verdict.XPASS: "35", Verdict.SKIP: "2",
+    Verdict.CRASH: "31;1", Verdict.HANG: "31", Verdict.TIMEOUT: "31", Verdict.FAIL: "31",
+    Verdict.ERROR: "31;7",
+}
+
+
+class Progress:
+    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        if live is None:
+            live = self.stream.isatty() and os.environ.get("TERM", "dumb") != "dumb"
+        self.live = live
+        self.total = 0
+        self.done = 0
+        self._running: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+        self._drawn = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- plain messages ------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        with self._lock:
+            self._clear()
+            self.stream.write(message + "\n")
+            self._draw()
+            self.stream.flush()
+
+    # --- cells ---------------------------------------------------------------
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.live and self._thread is None:
+            self._thread = threading.Thread(target=self._refresh, daemon=True)
+            self._thread.start()
+
+    def cell_started(self, cell: Cell) -> None:
+        with self._lock:
+            self._running[cell.id] = (time.monotonic(), "starting")
+        if not self.live:
+            self.info(f"[{self.done}/{self.total}] start {cell.id}")
+
+    def cell_event(self, cell: Cell, ev: Event) -> None:
+        label = f"{ev.name} ({ev.t:.1f} s)" if ev.kind == "milestone" else f"FAILURE {ev.name}"
+        with self._lock:
+            started, _ = self._running.get(cell.id, (time.monotonic(), ""))
+            self._running[cell.id] = (started, label)
+        if not self.live:
+            self.info(f"    {cell.id}: {ev.kind} {label}")
+
+    def cell_finished(self, result: CellResult) -> None:
+        with self._lock:
+            self._running.pop(result.cell_id, None)
+            self.done += 1
+        self.info(f"[{self.done}/{self.total}] {self.verdict(result.verdict):>7} "
+                  f"{result.cell_id}  {_brief(result)}")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        with self._lock:
+            self._clear()
+            self.stream.flush()
+
+    def verdict(self, v: Verdict) -> str:
+        text = str(v).upper()
+        if not self.live:
+            return text
+        return f"\x1b[{_COLOURS.get(v, '0')}m{text}\x1b[0m"
+
+    # --- the live block ------------------------------------------------------
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._lock:
+                self._clear()
+                self._draw()
+                self.stream.flush()
+
+    def _clear(self) -> None:
+        if self.live and self._drawn:
+            self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+    def _draw(self) -> None:
+        if not self.live or not self._running:
+            return
+        now = time.monotonic()
+        lines = [f"  running {len(self._running)}, done {self.done}/{self.total}"]
+        lines += [f"  {cid:<50} {label:<28} {now - t0:6.1f} s"
+                  for cid, (t0, label) in sorted(self._running.items())]
+        self.stream.write("\n".join(lines) + "\n")
+        self._drawn = len(lines)
+
+
+def _brief(r: CellResult) -> str:
+    reached = [m for m in r.milestones if m.reached]
+    parts = []
+    if r.verdict is not Verdict.SKIP:
+        parts.append(f"score {r.score:.2f}")
+    if reached:
+        parts.append(f"{reached[-1].name} at {reached[-1].t:.1f} s")
+    if r.reason:
+        parts.append(r.reason)
+    return " | ".join(parts)
+
+
+def summary_table(results: list[CellResult], colour: bool = False) -> str:
+    """A fixed-width table of every cell, and totals per verdict."""
+    rows = [("cell", "verdict", "score", "last milestone", "reason")]
+    for r in sorted(results, key=lambda r: r.cell_id):
+        reached = [m for m in r.milestones if m.reached]
+        last = f"{reached[-1].name} {reached[-1].t:.1f}s" if reached else "-"
+        score = "-" if r.verdict is Verdict.SKIP else f"{r.score:.2f}"
+        reason = (r.reason or "")[:90]
+        rows.append((r.cell_id, str(r.verdict), score, last, reason))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for row in rows:
+        cells = [row[i].ljust(widths[i]) for i in range(4)]
+        if colour and row is not rows[0]:
+            v = Verdict(row[1])
+            cells[1] = f"\x1b[{_COLOURS.get(v, '0')}m{cells[1]}\x1b[0m"
+        lines.append("  ".join([*cells, row[4]]).rstrip())
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
+    lines.append("")
+    lines.append("totals: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
+    return "\n".join(lines)

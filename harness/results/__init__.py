@@ -1,0 +1,1 @@
+"""Run results: the results.json store and JUnit XML."""

@@ -1,0 +1,90 @@
+"""The run folder and its results.json, written incrementally and atomically.
+
+After every finished cell the whole results.json is rewritten through a
+temporary file and a rename, so a crash, Ctrl-C or SIGKILL mid-run leaves a
+valid file holding every cell finished so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..images.cache import atomic_write
+from ..model import CellResult
+
+SCHEMA = 1
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class RunStore:
+    def __init__(self, out: Path, host: dict[str, Any], run_id: str | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.out = out
+        self.run_id = run_id or new_run_id()
+        self.folder = out / self.run_id
+        self.folder.mkdir(parents=True, exist_ok=False)
+        self._lock = threading.Lock()
+        self.cells: list[CellResult] = []
+        self.data: dict[str, Any] = {
+            "schema": SCHEMA,
+            "run_id": self.run_id,
+            "started": _iso(dt.datetime.now(dt.UTC)),
+            "finished": None,
+            "host": {**host, "harness": __version__},
+            **(meta or {}),
+            "cells": [],
+        }
+        self._write()
+        self._point_latest()
+
+    def add(self, result: CellResult) -> None:
+        with self._lock:
+            self.cells.append(result)
+            self._write()
+
+    def finish(self, interrupted: bool = False) -> None:
+        with self._lock:
+            self.data["finished"] = _iso(dt.datetime.now(dt.UTC))
+            if interrupted:
+                self.data["interrupted"] = True
+            self._write()
+
+    def _write(self) -> None:
+        self.data["cells"] = [c.to_json() for c in self.cells]
+        atomic_write(self.folder / "results.json", json.dumps(self.data, indent=1) + "\n")
+
+    def _point_latest(self) -> None:
+        """reports/latest -> this run (replaced atomically)."""
+        link = self.out / "latest"
+        tmp = self.out / f".latest-{self.run_id}"
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        try:
+            os.symlink(self.run_id, tmp)
+            os.replace(tmp, link)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A results.json, given the file or its run folder."""
+    if path.is_dir():
+        path = path / "results.json"
+    return json.loads(path.read_text())

@@ -1,0 +1,157 @@
+"""Run one cell end to end: command line, VM, console session, verdict.
+
+Everything that can go wrong on the way (no firmware, QEMU missing, the
+VMM dying) ends as a CellResult with a verdict and a reason, never as an
+exception escaping to the scheduler; and the VM is stopped whatever
+happens.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import knowledge
+from .backends.process import SpawnError, VMProcess
+from .backends.qemu import LaunchError, build_launch
+from .console.matcher import Event
+from .console.session import Transcript, run_session
+from .console.tracker import BootTracker, Outcome
+from .images.store import ResolvedImage
+from .model import Cell, CellResult, FailureSignature, Verdict
+from .verdict import apply_expectation, decide, expectation_json, milestone_results, score
+
+EventHook = Callable[[Cell, Event], None]
+
+
+@dataclass
+class Attempt:
+    outcome: Outcome | None
+    verdict: Verdict
+    reason: str | None
+    command: list[str]
+    duration: float
+
+
+def cell_failures(cell: Cell) -> list[FailureSignature]:
+    """The guest's own failure signatures, then the built-ins of its OS family."""
+    guest = cell.guest
+    builtin = knowledge.signatures_for(guest.os) if guest.builtin_failures else ()
+    own = {f.name for f in guest.failures}
+    return [*guest.failures, *(f for f in builtin if f.name not in own)]
+
+
+def skipped(cell: Cell, reason: str, verdict: Verdict = Verdict.SKIP) -> CellResult:
+    return CellResult(
+        cell_id=cell.id, guest=cell.guest.id, backend=cell.backend, firmware=cell.firmware,
+        verdict=verdict, reason=reason, quirks=list(cell.quirks),
+        milestones=[],
+        expect=expectation_json(cell.expect),
+    )
+
+
+def run_cell(
+    cell: Cell,
+    images: dict[str, ResolvedImage],
+    run_dir: Path,
+    stop: threading.Event | None = None,
+    on_event: EventHook | None = None,
+) -> CellResult:
+    """Boot `cell` (with retries) and return its result; artefacts in its folder."""
+    folder = run_dir / cell.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    attempts: list[Attempt] = []
+    for n in range(1, cell.retries + 2):
+        if n > 1:
+            _keep_attempt(folder, n - 1)
+        attempt = _attempt(cell, images, folder, stop, on_event)
+        attempts.append(attempt)
+        interrupted = stop is not None and stop.is_set()
+        if not attempt.verdict.is_failure() or interrupted:
+            break
+    last = attempts[-1]
+    verdict, reason, underlying = apply_expectation(last.verdict, last.reason, cell.expect)
+    outcome = last.outcome
+    result = CellResult(
+        cell_id=cell.id, guest=cell.guest.id, backend=cell.backend, firmware=cell.firmware,
+        verdict=verdict, reason=reason, underlying=underlying,
+        expect=expectation_json(cell.expect),
+        quirks=list(cell.quirks), attempts=len(attempts), command=last.command,
+        duration_s=last.duration,
+        images={name: img.to_json() for name, img in images.items()},
+        artifacts={
+            "console": f"{cell.folder}/console.log",
+            "console_raw": f"{cell.folder}/console.raw",
+            "stderr": f"{cell.folder}/vmm.stderr",
+        },
+    )
+    if outcome is not None:
+        result.milestones = milestone_results(cell.guest.milestones, outcome)
+        result.score = score(cell.guest.milestones, outcome)
+        if outcome.failure is not None:
+            f = outcome.failure
+            result.failure = {"name": f.name, "text": f.text.strip(), "t": round(f.t, 3)}
+        result.warnings = [{"name": w.name, "text": w.text.strip(), "t": round(w.t, 3)}
+                           for w in outcome.warnings]
+    return result
+
+
+def _keep_attempt(folder: Path, n: int) -> None:
+    """Move an earlier attempt's artefacts to attempt-N/ so the next starts clean."""
+    dest = folder / f"attempt-{n}"
+    dest.mkdir(exist_ok=True)
+    for name in ("console.log", "console.raw", "vmm.stderr"):
+        if (folder / name).exists():
+            (folder / name).replace(dest / name)
+
+
+def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
+             stop: threading.Event | None, on_event: EventHook | None) -> Attempt:
+    sockdir = Path(tempfile.mkdtemp(prefix="gh-"))  # unix socket paths must stay short
+    started = time.monotonic()
+    try:
+        vars_file = folder / "efivars.fd" if cell.firmware == "uefi" else None
+        try:
+            launch = build_launch(cell, {k: v.path for k, v in images.items()},
+                                  sockdir / "qmp.sock", vars_file)
+        except LaunchError as exc:
+            return Attempt(None, Verdict.ERROR, str(exc), [], 0.0)
+        if launch.vars_template is not None and vars_file is not None:
+            shutil.copyfile(launch.vars_template, vars_file)
+        (folder / "command.txt").write_text(" ".join(launch.argv) + "\n")
+        try:
+            vm = VMProcess(launch.argv, folder / "vmm.stderr", sockdir / "qmp.sock")
+        except SpawnError as exc:
+            return Attempt(None, Verdict.ERROR, str(exc), launch.argv, 0.0)
+        transcript = Transcript(folder)
+        tracker = BootTracker(
+            cell.guest.milestones, cell_failures(cell), cell.timeouts,
+            knowledge.backends()[cell.backend].failures, start=vm.started,
+        )
+        try:
+            outcome = run_session(
+                vm, tracker, transcript, stop,
+                (lambda ev: on_event(cell, ev)) if on_event else None,
+            )
+        finally:
+            vm.stop()
+            transcript.close()
+        verdict, reason = decide(cell.guest.milestones, outcome)
+        if outcome.end == "exited" and verdict is Verdict.ERROR:
+            reason = f"{reason}: {_stderr_tail(folder / 'vmm.stderr')}"
+        return Attempt(outcome, verdict, reason, launch.argv, time.monotonic() - started)
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def _stderr_tail(path: Path) -> str:
+    try:
+        lines = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return "(no stderr)"
+    return lines[-1].strip() if lines else "(stderr empty)"

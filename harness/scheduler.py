@@ -1,0 +1,221 @@
+"""Run many cells: probe, fetch, canary, then boot in parallel.
+
+The stages follow the design's flow: backends are probed once (static checks,
+then a canary for each hardware accelerator the plan uses), images are
+fetched once per guest, and only then do cells run, `jobs` at a time. Each
+finished cell is stored at once; Ctrl-C or SIGTERM stops the running VMs,
+keeps what finished and marks the run interrupted.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends import probe as probes
+from .backends.canary import run_canary
+from .backends.qemu import LaunchError, find_uefi
+from .images.cache import Cache
+from .images.store import ImageError, ImageStore, ResolvedImage
+from .model import Cell, CellResult, Verdict
+from .progress import Progress
+from .results.junit import write_junit
+from .results.store import RunStore
+from .runner import run_cell, skipped
+
+CELL_OVERHEAD_MB = 200  # QEMU's own memory beside the guest's
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    cache: Cache
+    jobs: int | None = None
+    strict: bool = False
+    offline: bool = False
+    canary_ttl: float | None = None
+    fresh_canary: bool = False
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    store: RunStore
+    results: list[CellResult]
+    interrupted: bool
+
+    def exit_status(self, strict: bool) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if any(r.verdict.is_failure(strict) for r in self.results) else 0
+
+
+def available_memory_mb() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1 << 20)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def auto_jobs(cells: Sequence[Cell]) -> int:
+    """Parallel cells that fit this host's cores and memory."""
+    if not cells:
+        return 1
+    cores = os.cpu_count() or 1
+    per_cell = max(c.memory_mb for c in cells) + CELL_OVERHEAD_MB
+    mem = available_memory_mb()
+    by_memory = int(mem * 0.8) // per_cell if mem else cores
+    return max(1, min(cores, by_memory, len(cells)))
+
+
+class Scheduler:
+    def __init__(self, options: RunOptions, progress: Progress | None = None) -> None:
+        self.opts = options
+        self.progress = progress or Progress()
+        self.host = probes.host_facts()
+        self.images = ImageStore(options.cache, options.offline, self._log)
+        self.stop = threading.Event()
+
+    def _log(self, message: str) -> None:
+        self.progress.info(message)
+
+    # --- stages --------------------------------------------------------------
+
+    def probe_backends(self, cells: Sequence[Cell]) -> dict[str, probes.Probe]:
+        """Static probe of every backend in the plan, then canaries."""
+        found: dict[str, probes.Probe] = {}
+        for backend in dict.fromkeys(c.backend for c in cells):
+            found[backend] = probes.static_probe(backend, self.host)
+        for backend, p in found.items():
+            if not (p.usable and p.hardware):
+                continue
+            if not any(c.backend == backend and self._cell_blocker(c, p) is None for c in cells):
+                continue
+            result = run_canary(self.opts.cache, self.images, backend, self.host,
+                                self.opts.canary_ttl, self.opts.fresh_canary, self._log)
+            p.canary = result.to_json()
+            if not result.ok:
+                p.status, p.reason = probes.UNUSABLE, result.describe()
+            self._log(f"{backend}: {result.describe()}")
+        return found
+
+    def _cell_blocker(self, cell: Cell, p: probes.Probe) -> str | None:
+        """Why `cell` cannot run on this host, before any image is fetched."""
+        if not p.usable:
+            return f"{cell.backend} {p.status}: {p.reason}"
+        why = probes.runs_arch(cell.backend, cell.guest.arch, self.host)
+        if why:
+            return why
+        if cell.firmware == "uefi":
+            try:
+                find_uefi(cell.guest.arch)
+            except LaunchError as exc:
+                return str(exc)
+        return None
+
+    def fetch(self, cells: Sequence[Cell]) -> dict[str, dict[str, ResolvedImage] | str]:
+        """Images per guest, or the reason they could not be had."""
+        out: dict[str, dict[str, ResolvedImage] | str] = {}
+        for cell in cells:
+            gid = cell.guest.id
+            if gid in out:
+                continue
+            self._log(f"images for {gid}")
+            try:
+                out[gid] = self.images.resolve_guest(cell.guest)
+            except ImageError as exc:
+                out[gid] = str(exc)
+                self._log(f"  {exc}")
+        return out
+
+    # --- the run -------------------------------------------------------------
+
+    def run(self, cells: Sequence[Cell]) -> RunOutcome:
+        host = self.host.to_json()
+        binary = probes.host_binary(self.host)
+        host["qemu"] = probes.qemu_info(binary).version if binary else None
+        store = RunStore(self.opts.out, host, meta=self.opts.meta)
+        self.progress.start(len(cells))
+        self._log(f"run {store.run_id}: {len(cells)} cells -> {store.folder}")
+        interrupted = False
+        try:
+            runnable = self._prepare(cells, store)
+            jobs = self.opts.jobs or auto_jobs([c for c, _ in runnable])
+            if runnable:
+                self._log(f"booting {len(runnable)} cells, {jobs} at a time")
+            interrupted = self._boot_all(runnable, store, jobs)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.stop.set()
+        finally:
+            store.finish(interrupted)
+            write_junit(store.folder / "junit.xml", store.run_id, store.cells, store.folder)
+            self.progress.close()
+        return RunOutcome(store, list(store.cells), interrupted)
+
+    def _prepare(self, cells: Sequence[Cell],
+                 store: RunStore) -> list[tuple[Cell, dict[str, ResolvedImage]]]:
+        found = self.probe_backends(cells)
+        ready = []
+        for cell in cells:
+            why = cell.skip_reason or self._cell_blocker(cell, found[cell.backend])
+            if why:
+                self._finish(store, skipped(cell, why))
+            else:
+                ready.append(cell)
+        images = self.fetch(ready)
+        runnable = []
+        for cell in ready:
+            got = images[cell.guest.id]
+            if isinstance(got, str):
+                self._finish(store, skipped(cell, got, Verdict.ERROR))
+            else:
+                runnable.append((cell, got))
+        return runnable
+
+    def _finish(self, store: RunStore, result: CellResult) -> None:
+        store.add(result)
+        self.progress.cell_finished(result)
+
+    def _boot_one(self, cell: Cell, images: dict[str, ResolvedImage],
+                  store: RunStore) -> CellResult | None:
+        if self.stop.is_set():
+            return None
+        self.progress.cell_started(cell)
+        result = run_cell(cell, images, store.folder, self.stop, self.progress.cell_event)
+        self._finish(store, result)
+        return result
+
+    def _boot_all(self, runnable: list[tuple[Cell, dict[str, ResolvedImage]]],
+                  store: RunStore, jobs: int) -> bool:
+        if not runnable:
+            return False
+        pool = cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="cell")
+        futures = [pool.submit(self._boot_one, c, imgs, store) for c, imgs in runnable]
+        try:
+            pending = set(futures)
+            while pending:
+                _, pending = cf.wait(pending, timeout=0.5)
+            for f in futures:
+                f.result()  # re-raise a harness bug instead of hiding it
+            return False
+        except KeyboardInterrupt:
+            self.stop.set()
+            self._log("interrupted: stopping the running VMs (finished cells are kept)")
+            for f in futures:
+                f.cancel()
+            cf.wait(futures, timeout=30)
+            return True
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

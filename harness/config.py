@@ -51,6 +51,7 @@ class ConfigError(Exception):
     """One or more problems in configuration files; exit status 2."""
 
     def __init__(self, issues: list[ConfigIssue]) -> None:
+        issues = sorted(issues, key=lambda i: (i.file, i.line))
         super().__init__("\n".join(str(i) for i in issues))
         self.issues = issues
 
@@ -93,8 +94,8 @@ def _count(v: Any) -> int:
 
 
 def _vcpus(v: Any) -> int:
-    if _count(v) < 1:
-        raise _Bad("expected at least 1")
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise _Bad(f"expected a whole number >= 1, got {v!r}")
     return v
 
 

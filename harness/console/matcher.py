@@ -79,7 +79,8 @@ class Matcher:
 
     @property
     def done(self) -> bool:
-        return self.next >= len(self.milestones) or self.crashed
+        """Nothing more to look for (a matcher with no milestones watches failures only)."""
+        return self.crashed or bool(self.milestones) and self.next >= len(self.milestones)
 
     @property
     def required_done(self) -> bool:

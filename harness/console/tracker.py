@@ -132,11 +132,19 @@ class BootTracker:
             return self.outcome
         if now - self.last_output >= self.timeouts.stall:
             self._end("hang", now, detail=f"no console output for {self.timeouts.stall:g} s")
-        elif now - self.start >= self.timeouts.total:
-            self._end("timeout", now, detail=f"total deadline of {self.timeouts.total:g} s")
+            return self.outcome
+        if now - self.start >= self.timeouts.total:
+            deadline = f"the total deadline of {self.timeouts.total:g} s"
         elif waited is not None and now - self.since >= waited:
             name = self.milestones[self.matcher.next].name
-            self._end("timeout", now, detail=f"milestone {name!r} not reached within {waited:g} s")
+            deadline = f"milestone {name!r} not reached within {waited:g} s"
+        else:
+            return None
+        if self.last_output <= self.since:  # silent since the last milestone: nothing flowed
+            quiet = now - self.last_output
+            self._end("hang", now, detail=f"no console output for {quiet:.0f} s ({deadline})")
+        else:
+            self._end("timeout", now, detail=deadline)
         return self.outcome
 
     def _expire_optional(self, now: float) -> None:

@@ -1,0 +1,50 @@
+"""Shared fixtures: the repository's paths, the image cache, real images."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_guest
+from harness.images.cache import Cache
+from harness.images.store import ImageStore
+
+ROOT = Path(__file__).resolve().parent.parent
+GUESTS = ROOT / "guests"
+TEST_GUESTS = Path(__file__).resolve().parent / "guests"
+
+
+@pytest.fixture(scope="session")
+def cache() -> Cache:
+    """The user's (or $HARNESS_CACHE's) cache: downloads survive between test runs."""
+    return Cache()
+
+
+@pytest.fixture(scope="session")
+def store(cache: Cache) -> ImageStore:
+    return ImageStore(cache, log=lambda message: None)
+
+
+@pytest.fixture(scope="session")
+def default_guest():
+    return load_guest(GUESTS / "linux-busybox-x86_64.yaml")
+
+
+@pytest.fixture(scope="session")
+def default_images(store, default_guest):
+    return store.resolve_guest(default_guest)
+
+
+@pytest.fixture(scope="session")
+def qemu() -> str:
+    path = shutil.which("qemu-system-x86_64")
+    assert path, "qemu-system-x86_64 is missing: `make test` installs it (qemu-system-x86)"
+    return path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -1,0 +1,169 @@
+"""Configuration errors: every one names file:line and the key, exit status 2."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.config import ConfigError, load_guest, load_guests, load_matrix
+
+from .conftest import GUESTS, write
+
+GOOD = textwrap.dedent("""\
+    id: g1
+    os: linux
+    arch: x86_64
+    images:
+      kernel: {file: vmlinuz}
+    boot: {kernel: kernel, cmdline: "console=ttyS0"}
+    milestones:
+      - {name: kernel, pattern: 'Linux version'}
+    """)
+
+
+def guest_file(tmp_path: Path, text: str, name: str = "g1") -> Path:
+    return write(tmp_path / "guests" / f"{name}.yaml", text)
+
+
+def issues(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_guest(path)
+    return [str(i) for i in err.value.issues]
+
+
+def test_the_shipped_guests_and_matrix_load():
+    guests = load_guests(GUESTS)
+    assert {"linux-busybox-x86_64", "linux-busybox-i386"} <= set(guests)
+    matrix = load_matrix(GUESTS.parent / "matrix.yaml", guests)
+    assert matrix.backends == ["tcg", "kvm", "nvmm", "haxm", "whpx", "hvf"]
+    assert matrix.firmware == ["bios", "uefi"]
+
+
+def test_a_good_guest_loads(tmp_path):
+    g = load_guest(guest_file(tmp_path, GOOD))
+    assert g.id == "g1" and g.boot.kind == "kernel" and g.boot.cmdline == "console=ttyS0"
+    assert g.images["kernel"].params["path"] == str(tmp_path / "guests" / "vmlinuz")
+    assert g.memory_mb == 256 and g.firmware == ["bios"] and g.console == "serial"
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path):
+    path = guest_file(tmp_path, GOOD + "colour: blue\n")
+    assert issues(path) == [f"{path}:9: colour: unknown key (allowed here: "
+                            "id, name, os, arch, images, boot, firmware, memory, vcpus, console, "
+                            "milestones, failures, builtin_failures, quirks, expect, timeouts, "
+                            "notes)"]
+
+
+def test_nested_unknown_key_has_its_own_line(tmp_path):
+    text = GOOD.replace("  - {name: kernel, pattern: 'Linux version'}",
+                        "  - name: kernel\n    pattern: 'Linux version'\n    tiemout: 5")
+    path = guest_file(tmp_path, text)
+    [msg] = issues(path)
+    assert msg.startswith(f"{path}:10: milestones[0].tiemout: unknown key")
+
+
+def test_wrong_types(tmp_path):
+    text = GOOD + "vcpus: two\nmemory: lots\nbuiltin_failures: 1\n"
+    path = guest_file(tmp_path, text)
+    assert issues(path) == [
+        f"{path}:9: vcpus: expected a whole number >= 1, got 'two'",
+        f"{path}:10: memory: expected a size such as 256M or 1G, got 'lots'",
+        f"{path}:11: builtin_failures: expected true or false, got int 1",
+    ]
+
+
+def test_invalid_regular_expression(tmp_path):
+    path = guest_file(tmp_path, GOOD.replace("'Linux version'", "'Linux (version'"))
+    [msg] = issues(path)
+    assert msg.startswith(f"{path}:8: milestones[0].pattern: invalid regular expression: "
+                          "missing ), unterminated subpattern")
+
+
+def test_unknown_backend_and_quirk(tmp_path):
+    path = guest_file(tmp_path, GOOD + "quirks:\n  kvm: [noapic, warp-drive]\n  qemu-kvm: []\n")
+    msgs = issues(path)
+    assert msgs[0].startswith(f"{path}:10: quirks.kvm[1]: unknown quirk 'warp-drive'")
+    assert msgs[1].startswith(f"{path}:11: quirks.qemu-kvm: unknown backend (known: tcg, kvm")
+
+
+def test_reference_to_a_missing_image(tmp_path):
+    path = guest_file(tmp_path, GOOD.replace("cmdline:", "initrd: initrd, cmdline:"))
+    assert issues(path) == [f"{path}:6: boot.initrd: no image named 'initrd' in images"]
+
+
+def test_id_must_match_file_name(tmp_path):
+    path = guest_file(tmp_path, GOOD, name="other")
+    assert issues(path) == [f"{path}:1: id: must equal the file name's stem 'other'"]
+
+
+def test_missing_required_keys(tmp_path):
+    path = guest_file(tmp_path, "id: g1\nos: linux\n")
+    msgs = issues(path)
+    for key in ("images", "boot", "milestones"):
+        assert f"{path}:1: {key}: required key is missing" in msgs
+
+
+def test_yaml_syntax_error_and_duplicate_key(tmp_path):
+    bad = guest_file(tmp_path, GOOD + "name: [unclosed\n")
+    [msg] = issues(bad)
+    assert msg.startswith(f"{bad}:10: (file): invalid YAML")
+    dup = guest_file(tmp_path, GOOD + "os: netbsd\n")
+    assert issues(dup) == [f"{dup}:9: (file): os: duplicate key"]
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = guest_file(tmp_path, GOOD + "name: !!python/object/apply:os.system ['true']\n")
+    [msg] = issues(path)
+    assert "could not determine a constructor" in msg
+
+
+def test_duplicate_ids_across_files(tmp_path):
+    guest_file(tmp_path, GOOD)
+    write(tmp_path / "guests" / "g1.yml", GOOD)
+    with pytest.raises(ConfigError) as err:
+        load_guests(tmp_path / "guests")
+    assert any("duplicate id 'g1'" in str(i) for i in err.value.issues)
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    guest_file(tmp_path, GOOD + "colour: blue\n")
+    guest_file(tmp_path, GOOD.replace("g1", "g2") + "vcpus: 0\n", name="g2")
+    with pytest.raises(ConfigError) as err:
+        load_guests(tmp_path / "guests")
+    assert len(err.value.issues) == 2
+
+
+def test_matrix_errors(tmp_path):
+    guests = {"g1": load_guest(guest_file(tmp_path, GOOD))}
+    path = write(tmp_path / "matrix.yaml", textwrap.dedent("""\
+        guests: [g1, nope, "win-*"]
+        backends: [tcg, vmware]
+        exclude:
+          - {}
+        jobs: -3
+        """))
+    with pytest.raises(ConfigError) as err:
+        load_matrix(path, guests)
+    msgs = [str(i) for i in err.value.issues]
+    assert f"{path}:2: backends[1]: expected one of tcg, kvm, nvmm, haxm, whpx, hvf, " \
+           "got 'vmware'" in msgs
+    assert f"{path}:1: guests[1]: no guest file with id 'nope'" in msgs
+    assert f"{path}:1: guests[2]: the pattern 'win-*' matches no guest" in msgs
+    assert f"{path}:4: exclude[0]: an empty rule would exclude every cell" in msgs
+    assert f"{path}:5: jobs: expected a whole number >= 0, got -3" in msgs
+
+
+def test_cli_exits_2_with_file_line(tmp_path, capsys):
+    guest_file(tmp_path, GOOD + "colour: blue\n")
+    matrix = write(tmp_path / "matrix.yaml", "guests: ['*']\nbackends: [tcg]\n")
+    assert main(["list", "--matrix", str(matrix)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'guests' / 'g1.yaml'}:9: colour: unknown key" in err
+
+
+def test_cli_exits_2_without_a_matrix(tmp_path, capsys):
+    assert main(["run", "--matrix", str(tmp_path / "none.yaml")]) == 2
+    assert "no matrix file" in capsys.readouterr().err

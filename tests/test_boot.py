@@ -1,0 +1,81 @@
+"""Real boots under QEMU/TCG: every verdict from a real guest, at the right time."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import load_guest
+from harness.model import Cell, Verdict
+from harness.runner import run_cell
+
+from .conftest import GUESTS, TEST_GUESTS
+
+pytestmark = pytest.mark.vm
+
+
+def boot(path, store, tmp_path, firmware="bios", backend="tcg"):
+    guest = load_guest(path)
+    cell = Cell(guest, backend, firmware, guest.timeouts, guest.memory_mb)
+    return run_cell(cell, store.resolve_guest(guest), tmp_path)
+
+
+def test_the_default_guest_passes_with_plausible_times(store, tmp_path, qemu):
+    r = boot(GUESTS / "linux-busybox-x86_64.yaml", store, tmp_path)
+    assert r.verdict is Verdict.PASS, r.reason
+    assert r.score == 1.0 and r.attempts == 1 and r.failure is None
+    times = [m.t for m in r.milestones]
+    assert [m.name for m in r.milestones] == ["kernel", "init", "userspace", "checks", "poweroff"]
+    assert all(m.reached for m in r.milestones)
+    assert times == sorted(times) and 0 < times[0] < times[-1] < 60
+    assert r.duration_s >= times[-1]
+    log = (tmp_path / r.artifacts["console"]).read_text()
+    assert "HARNESS-CHECK ok: cpu-works" in log and "### harness: milestone 'kernel' matched" in log
+    assert (tmp_path / r.artifacts["console_raw"]).read_bytes().count(b"Linux version") == 1
+    assert r.command[0] == "qemu-system-x86_64" and "-no-reboot" in r.command
+
+
+def test_the_default_guest_passes_under_uefi(store, tmp_path, qemu):
+    r = boot(GUESTS / "linux-busybox-x86_64.yaml", store, tmp_path, firmware="uefi")
+    assert r.verdict is Verdict.PASS, r.reason
+    assert any("if=pflash" in a for a in r.command)
+    assert (tmp_path / "cells/linux-busybox-x86_64/tcg-uefi/efivars.fd").stat().st_size > 0
+
+
+def test_the_i386_guest_passes(store, tmp_path, qemu):
+    r = boot(GUESTS / "linux-busybox-i386.yaml", store, tmp_path)
+    assert r.verdict is Verdict.PASS, r.reason
+    assert r.command[0] == "qemu-system-i386"
+    assert "arch=i686" in (tmp_path / r.artifacts["console"]).read_text()
+
+
+def test_a_panic_is_a_crash_within_seconds_with_its_backtrace(store, tmp_path, qemu):
+    r = boot(TEST_GUESTS / "test-panic.yaml", store, tmp_path)
+    assert r.verdict is Verdict.CRASH
+    assert r.failure["name"] == "kernel-panic"
+    assert r.failure["text"] == "Kernel panic - not syncing"
+    assert r.reason.startswith("kernel-panic: Kernel panic - not syncing")
+    userspace = next(m for m in r.milestones if m.name == "userspace")
+    assert userspace.reached and r.duration_s < userspace.t + 10  # not the 120 s deadline
+    assert 0 < r.score < 1
+    assert "Call Trace" in (tmp_path / r.artifacts["console"]).read_text()
+
+
+def test_silence_after_the_marker_is_a_hang_at_the_stall_timeout(store, tmp_path, qemu):
+    r = boot(TEST_GUESTS / "test-hang.yaml", store, tmp_path)
+    assert r.verdict is Verdict.HANG
+    assert r.reason == "no console output for 5 s; waiting for 'poweroff'"
+    userspace = next(m for m in r.milestones if m.name == "userspace")
+    assert userspace.t + 5 <= r.duration_s < userspace.t + 15
+
+
+def test_a_reboot_before_the_marker_is_a_fail(store, tmp_path, qemu):
+    r = boot(TEST_GUESTS / "test-reboot-early.yaml", store, tmp_path)
+    assert r.verdict is Verdict.FAIL
+    assert r.reason == "VM exited while waiting for 'userspace'"
+    assert [m.reached for m in r.milestones] == [True, True, False, False]
+
+
+def test_send_types_into_the_guest(store, tmp_path, qemu):
+    r = boot(TEST_GUESTS / "test-shell.yaml", store, tmp_path)
+    assert r.verdict is Verdict.PASS, r.reason
+    assert "SUM=42" in (tmp_path / r.artifacts["console"]).read_text()

@@ -77,7 +77,7 @@ def test_cache_blobs_are_content_addressed_and_read_only(tmp_path):
 
 def test_a_failed_write_leaves_no_blob(tmp_path):
     cache = Cache(tmp_path)
-    with pytest.raises(RuntimeError), cache.new_blob() as (f, h):
+    with pytest.raises(RuntimeError), cache.new_blob() as (f, _):
         f.write(b"partial")
         raise RuntimeError("interrupted")
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

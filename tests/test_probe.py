@@ -44,7 +44,8 @@ def test_missing_and_unopenable_device_nodes(monkeypatch, tmp_path):
     monkeypatch.setitem(b, "nvmm", dataclasses.replace(b["nvmm"], device={"NetBSD": str(
         tmp_path / "nvmm")}))
     p = static_probe("nvmm", host(os="NetBSD"))
-    assert p.status == MISSING and p.reason == f"no {tmp_path / 'nvmm'} (is the nvmm driver loaded?)"
+    assert p.status == MISSING
+    assert p.reason == f"no {tmp_path / 'nvmm'} (is the nvmm driver loaded?)"
     (tmp_path / "nvmm").mkdir()  # exists, but cannot be opened read-write
     p = static_probe("nvmm", host(os="NetBSD"))
     assert p.status == UNUSABLE and "cannot be opened" in p.reason

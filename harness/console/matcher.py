@@ -80,7 +80,7 @@ class Matcher:
     @property
     def done(self) -> bool:
         """Nothing more to look for (a matcher with no milestones watches failures only)."""
-        return self.crashed or bool(self.milestones) and self.next >= len(self.milestones)
+        return self.crashed or (bool(self.milestones) and self.next >= len(self.milestones))
 
     @property
     def required_done(self) -> bool:

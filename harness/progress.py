@@ -133,7 +133,7 @@ def summary_table(results: list[CellResult], colour: bool = False) -> str:
         reached = [m for m in r.milestones if m.reached]
         last = f"{reached[-1].name} {reached[-1].t:.1f}s" if reached else "-"
         score = "-" if r.verdict is Verdict.SKIP else f"{r.score:.2f}"
-        reason = (r.reason or "")[:90]
+        reason = (r.reason or "")[:160]
         rows.append((r.cell_id, str(r.verdict), score, last, reason))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []

@@ -56,6 +56,8 @@ def decide(milestones: list[Milestone], outcome: Outcome) -> tuple[Verdict, str 
     if outcome.end == "exited":
         status = "" if outcome.exit_status in (0, None) else f" (status {outcome.exit_status})"
         return verdict, f"VM exited{status} while {waiting}" if waiting else "VM exited"
+    if missing and f"{missing[0]!r}" in outcome.detail:
+        waiting = ""  # the detail already names the milestone
     reason = "; ".join(x for x in (outcome.detail, waiting) if x)
     return verdict, reason or None
 

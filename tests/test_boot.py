@@ -41,8 +41,9 @@ def test_the_default_guest_passes_under_uefi(store, tmp_path, qemu):
     assert (tmp_path / "cells/linux-busybox-x86_64/tcg-uefi/efivars.fd").stat().st_size > 0
 
 
-def test_the_i386_guest_passes(store, tmp_path, qemu):
-    r = boot(GUESTS / "linux-busybox-i386.yaml", store, tmp_path)
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_the_i386_guest_passes(store, tmp_path, qemu, firmware):
+    r = boot(GUESTS / "linux-busybox-i386.yaml", store, tmp_path, firmware=firmware)
     assert r.verdict is Verdict.PASS, r.reason
     assert r.command[0] == "qemu-system-i386"
     assert "arch=i686" in (tmp_path / r.artifacts["console"]).read_text()

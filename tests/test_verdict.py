@@ -34,6 +34,9 @@ KVM = Event("failure", "kvm-internal-error", 1.0, "KVM internal error", fatal=Tr
      "VMM exited with status 1 before any milestone"),
     (Outcome("accel", 1, {}, KVM, detail="KVM internal error. Suberror: 1"), Verdict.ERROR,
      "accelerator failure (kvm-internal-error): KVM internal error. Suberror: 1"),
+    (Outcome("hang", 9, {0: 1}, detail="no console output for 9 s (milestone 'init' not "
+             "reached within 9 s)"), Verdict.HANG,
+     "no console output for 9 s (milestone 'init' not reached within 9 s)"),
     (Outcome("interrupted", 1, {}, detail="interrupted"), Verdict.ERROR,
      "interrupted; waiting for 'kernel'"),
 ])

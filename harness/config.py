@@ -235,6 +235,22 @@ class _Map:
 
 # --- guest files -------------------------------------------------------------
 
+def _open(path: Path) -> tuple[_Checker, _Map]:
+    """Parse `path`; its top level must be a mapping (an empty file is an empty one)."""
+    c = _Checker(path)
+    try:
+        data = load_file(path)
+    except YamlError as exc:
+        raise ConfigError([ConfigIssue(str(path), exc.line, "(file)", exc.message)]) from None
+    if data is None:
+        data = LineDict()
+        data.line = 1
+    m = c.mapping(data, "", getattr(data, "line", 1))
+    if m is None:
+        raise ConfigError(c.issues)
+    return c, m
+
+
 GUEST_KEYS = (
     "id", "name", "os", "arch", "images", "boot", "firmware", "memory", "vcpus",
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
@@ -244,14 +260,7 @@ GUEST_KEYS = (
 
 def load_guest(path: Path) -> Guest:
     """Load one guest file; raise ConfigError listing every problem in it."""
-    c = _Checker(path)
-    try:
-        data = load_file(path)
-    except YamlError as exc:
-        raise ConfigError([ConfigIssue(str(path), exc.line, "(file)", exc.message)]) from None
-    m = c.mapping(data, "", getattr(data, "line", 1))
-    if m is None:
-        raise ConfigError(c.issues)
+    c, m = _open(path)
     m.keys(GUEST_KEYS, ("id", "os", "arch", "images", "boot", "milestones"))
     gid = m.get("id", _str, "")
     if gid and gid != path.stem:
@@ -497,14 +506,7 @@ MATRIX_KEYS = ("guests", "backends", "firmware", "defaults", "exclude", "expect"
 
 def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
     """Load the matrix file; with `guests`, also check that named ids exist."""
-    c = _Checker(path)
-    try:
-        data = load_file(path)
-    except YamlError as exc:
-        raise ConfigError([ConfigIssue(str(path), exc.line, "(file)", exc.message)]) from None
-    m = c.mapping(data if data is not None else LineDict(), "", getattr(data, "line", 1))
-    if m is None:
-        raise ConfigError(c.issues)
+    c, m = _open(path)
     m.keys(MATRIX_KEYS)
     known = knowledge.backends()
     guest_globs = m.str_list("guests") or ["*"]

@@ -27,7 +27,10 @@ class LineDict(dict):
     """A mapping that knows its own line and the line of each key."""
 
     line: int = 0
-    key_lines: dict[Any, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines: dict[Any, int] = {}
 
     def line_of(self, key: Any) -> int:
         return self.key_lines.get(key, self.line)
@@ -37,7 +40,10 @@ class LineList(list):
     """A sequence that knows its own line and the line of each item."""
 
     line: int = 0
-    item_lines: list[int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.item_lines: list[int] = []
 
     def line_of(self, index: int) -> int:
         if 0 <= index < len(self.item_lines):
@@ -53,7 +59,6 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
     result.line = node.start_mark.line + 1
-    result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1

@@ -114,6 +114,13 @@ def test_yaml_syntax_error_and_duplicate_key(tmp_path):
     assert issues(dup) == [f"{dup}:9: (file): os: duplicate key"]
 
 
+def test_empty_files_and_wrong_top_levels(tmp_path):
+    empty = guest_file(tmp_path, "")
+    assert f"{empty}:1: id: required key is missing" in issues(empty)
+    listed = guest_file(tmp_path, "- id: g1\n")
+    assert issues(listed) == [f"{listed}:1: (top level): expected a mapping, got a list"]
+
+
 def test_yaml_is_loaded_safely(tmp_path):
     path = guest_file(tmp_path, GOOD + "name: !!python/object/apply:os.system ['true']\n")
     [msg] = issues(path)

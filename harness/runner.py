@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,12 @@ def run_cell(
     for n in range(1, cell.retries + 2):
         if n > 1:
             _keep_attempt(folder, n - 1)
-        attempt = _attempt(cell, images, folder, stop, on_event)
+        try:
+            attempt = _attempt(cell, images, folder, stop, on_event)
+        except Exception as exc:  # a harness bug: this cell is an error, the run goes on
+            (folder / "harness-error.txt").write_text(traceback.format_exc())
+            attempt = Attempt(None, Verdict.ERROR, f"harness error: {exc!r} (see "
+                              f"{cell.folder}/harness-error.txt)", [], 0.0)
         attempts.append(attempt)
         interrupted = stop is not None and stop.is_set()
         if not attempt.verdict.is_failure() or interrupted:

@@ -80,3 +80,17 @@ def test_send_types_into_the_guest(store, tmp_path, qemu):
     r = boot(TEST_GUESTS / "test-shell.yaml", store, tmp_path)
     assert r.verdict is Verdict.PASS, r.reason
     assert "SUM=42" in (tmp_path / r.artifacts["console"]).read_text()
+
+
+def test_a_harness_bug_in_one_cell_is_that_cells_error(store, default_guest, tmp_path,
+                                                       monkeypatch):
+    import harness.runner as runner
+
+    def broken(*args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(runner, "build_launch", broken)
+    cell = Cell(default_guest, "tcg", "bios", default_guest.timeouts, 256)
+    r = run_cell(cell, {}, tmp_path)
+    assert r.verdict is Verdict.ERROR and r.reason.startswith("harness error: ValueError('boom')")
+    assert "Traceback" in (tmp_path / cell.folder / "harness-error.txt").read_text()

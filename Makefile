@@ -6,7 +6,8 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-DEB_PACKAGES = qemu-system-x86 qemu-utils seabios ovmf ovmf-ia32 python3-venv ca-certificates
+DEB_PACKAGES = qemu-system-x86 qemu-utils seabios ovmf ovmf-ia32 grub-pc-bin grub-efi-amd64-bin \
+	xorriso mtools python3-venv ca-certificates
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN = $(VENV)/bin
 

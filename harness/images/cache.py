@@ -18,6 +18,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,9 +65,23 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class CacheEntry:
+    """One reference, as `harness cache ls` shows it."""
+
+    key: str
+    sha256: str
+    size: int
+    last_used: float
+    info: dict[str, Any]
+
+
 class Cache:
-    def __init__(self, root: Path | None = None) -> None:
+    """`verify=True` re-hashes every blob on use instead of trusting its stamp."""
+
+    def __init__(self, root: Path | None = None, verify: bool = False) -> None:
         self.root = (root or default_root()).resolve()
+        self.verify = verify
 
     def sub(self, *parts: str) -> Path:
         path = self.root.joinpath(*parts)
@@ -78,8 +93,55 @@ class Cache:
     def blob_path(self, sha256: str) -> Path:
         return self.root / "blobs" / "sha256" / sha256
 
+    def _stamp_path(self, sha256: str) -> Path:
+        return self.root / "blobs" / "sha256" / f"{sha256}.stamp"
+
+    def _stamp(self, sha256: str) -> None:
+        """Record size and mtime of a verified blob, so a hit needs no re-hash."""
+        st = self.blob_path(sha256).stat()
+        atomic_write(self._stamp_path(sha256), f"{st.st_size} {st.st_mtime_ns}\n")
+
     def has_blob(self, sha256: str) -> bool:
-        return self.blob_path(sha256).is_file()
+        """Whether a sound blob with this digest is stored.
+
+        Trusts the blob when its size and mtime still match the stamp written
+        at verification (one stat); otherwise, or with `verify`, re-hashes it,
+        and a blob whose bytes no longer match is deleted.
+        """
+        if not sha256 or "/" in sha256:
+            return False
+        path = self.blob_path(sha256)
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if not self.verify:
+            try:
+                size, mtime = self._stamp_path(sha256).read_text().split()
+                if int(size) == st.st_size and int(mtime) == st.st_mtime_ns:
+                    return True
+            except (OSError, ValueError):
+                pass
+        if sha256_file(path) == sha256:
+            self._stamp(sha256)
+            return True
+        self.remove_blob(sha256)
+        return False
+
+    def remove_blob(self, sha256: str) -> None:
+        for p in (self.blob_path(sha256), self._stamp_path(sha256)):
+            with contextlib.suppress(OSError):
+                p.chmod(0o644)
+                p.unlink()
+
+    def adopt(self, path: Path, sha256: str) -> Path:
+        """Move a verified file (on the cache's file system) in as a blob."""
+        final = self.blob_path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o444)
+        os.replace(path, final)
+        self._stamp(sha256)
+        return final
 
     @contextlib.contextmanager
     def new_blob(self) -> Iterator[tuple[IO[bytes], Any]]:
@@ -95,10 +157,7 @@ class Cache:
                 yield f, hasher
                 f.flush()
                 os.fsync(f.fileno())
-            final = self.blob_path(hasher.hexdigest())
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
+            self.adopt(Path(tmp), hasher.hexdigest())
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -116,14 +175,62 @@ class Cache:
         return self.root / "refs" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
 
     def get_ref(self, key: str) -> dict[str, Any] | None:
-        """The reference for `key`, if its blob is still there."""
+        """The reference for `key`, if its blob is still there and sound."""
+        path = self._ref_path(key)
         try:
-            ref = json.loads(self._ref_path(key).read_text())
+            ref = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
         if ref.get("key") != key or not self.has_blob(ref.get("sha256", "")):
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # "last used", for `cache ls` and `cache prune`
         return ref
+
+    def entries(self) -> list[CacheEntry]:
+        out = []
+        for path in sorted((self.root / "refs").glob("*.json")):
+            try:
+                ref = json.loads(path.read_text())
+                size = self.blob_path(ref["sha256"]).stat().st_size
+                used = path.stat().st_mtime
+            except (OSError, ValueError, KeyError):
+                continue
+            info = {k: v for k, v in ref.items() if k not in ("key", "sha256")}
+            out.append(CacheEntry(ref["key"], ref["sha256"], size, used, info))
+        return out
+
+    def prune(self, older_than: float | None = None, max_size: int | None = None,
+              now: float | None = None) -> tuple[int, int]:
+        """Drop references unused for `older_than` seconds, then the least recently
+        used until the blobs fit in `max_size` bytes; blobs no reference keeps are
+        deleted. Returns (blobs removed, bytes freed)."""
+        now = time.time() if now is None else now
+        entries = sorted(self.entries(), key=lambda e: e.last_used)
+        keep = []
+        for e in entries:
+            if older_than is not None and now - e.last_used > older_than:
+                self._ref_path(e.key).unlink(missing_ok=True)
+            else:
+                keep.append(e)
+        if max_size is not None:
+            while keep and sum({e.sha256: e.size for e in keep}.values()) > max_size:
+                e = keep.pop(0)
+                self._ref_path(e.key).unlink(missing_ok=True)
+        wanted = {e.sha256 for e in keep}
+        removed, freed = 0, 0
+        for blob in (self.root / "blobs" / "sha256").glob("*"):
+            if blob.suffix == ".stamp" or blob.name in wanted:
+                continue
+            freed += blob.stat().st_size
+            removed += 1
+            self.remove_blob(blob.name)
+        stale = older_than if older_than is not None else 86400.0
+        for part in (self.root / "tmp").glob("*"):  # downloads nobody finished
+            if now - part.stat().st_mtime > stale:
+                freed += part.stat().st_size
+                part.unlink(missing_ok=True)
+        return removed, freed
 
     def set_ref(self, key: str, sha256: str, **info: Any) -> dict[str, Any]:
         ref = {"key": key, "sha256": sha256, "stored": time.time(), **info}

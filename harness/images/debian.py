@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,7 +69,6 @@ class AptArchive:
         for sub in ("lists/partial", "archives/partial", "cache"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         (self.state / "status").touch()
-        self.debs = cache.sub("debs", arch)
 
     def options(self) -> list[str]:
         s = self.state
@@ -125,25 +126,35 @@ class AptArchive:
         return parse_fields(proc.stdout)
 
     def download(self, package: str, version: str, sha256: str | None) -> Path:
-        """The .deb of package=version, downloaded once into the cache."""
-        with self.cache.lock(f"deb-{self.arch}-{package}-{version}"):
-            for existing in self.debs.glob(f"{package}_*.deb"):
-                if sha256 and sha256_file(existing) == sha256:
-                    return existing
+        """The .deb of package=version, downloaded once into the cache's blobs."""
+        key = f"debfile:{self.arch}:{package}={version}"
+        ref = self.cache.get_ref(key)
+        if ref is not None:
+            return self.cache.blob_path(ref["sha256"])
+        with self.cache.lock(key):
+            ref = self.cache.get_ref(key)
+            if ref is not None:
+                return self.cache.blob_path(ref["sha256"])
             self.log(f"  downloading {package} {version} ({self.arch})")
-            proc = self._run("apt-get", "-q", "download", f"{package}:{self.arch}={version}",
-                             cwd=self.debs)
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
-                raise DebError(f"apt-get download {package}={version}: " + " / ".join(tail))
-            candidates = sorted(self.debs.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
-            if not candidates:
-                raise DebError(f"apt-get download {package} left no .deb behind")
-            deb = candidates[-1]
-            if sha256 and sha256_file(deb) != sha256:
-                deb.unlink()
-                raise DebError(f"{deb.name}: SHA256 differs from the archive's Packages index")
-            return deb
+            workdir = Path(tempfile.mkdtemp(dir=self.cache.sub("tmp"), prefix="deb-"))
+            try:
+                proc = self._run("apt-get", "-q", "download",
+                                 f"{package}:{self.arch}={version}", cwd=workdir)
+                if proc.returncode != 0:
+                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
+                    raise DebError(f"apt-get download {package}={version}: " + " / ".join(tail))
+                debs = list(workdir.glob("*.deb"))
+                if len(debs) != 1:
+                    raise DebError(f"apt-get download {package} left {len(debs)} .deb files")
+                digest = sha256_file(debs[0])
+                if sha256 and digest != sha256:
+                    raise DebError(f"{debs[0].name}: SHA256 {digest} differs from the "
+                                   f"archive's Packages index ({sha256})")
+                path = self.cache.adopt(debs[0], digest)
+                self.cache.set_ref(key, digest, file=debs[0].name)
+                return path
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 def extract_member(cache: Cache, deb: Path, pattern: str) -> tuple[str, str] | None:
@@ -208,7 +219,7 @@ def _search(cache: Cache, apt: AptArchive, package: str, pattern: str, depth: in
     found = extract_member(cache, deb, pattern)
     if found is not None:
         member, sha = found
-        result = DebFile(sha, package, version, member, sha256_file(deb))
+        result = DebFile(sha, package, version, member, deb.name)
         cache.set_ref(key, sha, **_ref_info(result))
         return result
     if depth < MAX_DEPTH:

@@ -10,25 +10,56 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import lzma
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
+from ..model import ImageSpec
 from .cache import Cache
 from .debian import fetch_deb_file
 
-# recipe name -> the parameters a guest file may give it (besides `recipe`)
-RECIPES: dict[str, tuple[str, ...]] = {
-    "busybox-initramfs": ("arch",),
-}
 
-BUSYBOX_INITRAMFS_VERSION = "1"
+class RecipeError(Exception):
+    """A recipe that could not build (a tool missing, an input of the wrong kind)."""
 
 
 @dataclass(frozen=True)
-class Built:
-    sha256: str
-    inputs: dict[str, str]  # input name -> sha256
+class RecipeSpec:
+    params: dict[str, str]  # name -> kind: str | text | image | images | list
+    required: tuple[str, ...] = ()
+    version: str = "1"  # bump when the output for the same inputs changes
+
+
+RECIPES: dict[str, RecipeSpec] = {
+    # an initramfs: Debian's static BusyBox and the harness's init script
+    "busybox-initramfs": RecipeSpec({"arch": "str"}),
+    # the uncompressed vmlinux of an x86 bzImage, for QEMU's faster PVH entry
+    "linux-pvh": RecipeSpec({"kernel": "image"}, ("kernel",)),
+    # a GRUB 2 rescue ISO (BIOS and UEFI) holding images and a grub.cfg
+    "grub-iso": RecipeSpec({"files": "images", "config": "text"}, ("files", "config")),
+}
+
+
+def recipe_inputs(spec: ImageSpec) -> list[str]:
+    """Names of the guest's other images this build takes as inputs."""
+    if spec.kind != "build" or spec.params.get("recipe") not in RECIPES:
+        return []
+    kinds = RECIPES[spec.params["recipe"]].params
+    names: list[str] = []
+    for key, kind in kinds.items():
+        value = spec.params.get(key)
+        if kind == "image" and isinstance(value, str):
+            names.append(value)
+        elif kind == "images" and isinstance(value, dict):
+            names.extend(value.values())
+    return names
 
 
 # --- cpio "newc", the initramfs format ---------------------------------------
@@ -85,30 +116,117 @@ def busybox_initramfs(busybox: bytes, init_script: bytes) -> bytes:
     return gzip.compress(cpio.finish(), compresslevel=6, mtime=0)
 
 
-def build(cache: Cache, recipe: str, params: dict, offline: bool,
+Inputs = dict[str, tuple[str, Path]]  # image name -> (sha256, path)
+Plan = tuple[dict[str, str], Callable[[], bytes]]  # (input digests, the build itself)
+
+
+@dataclass(frozen=True)
+class Built:
+    sha256: str
+    inputs: dict[str, str]  # input name -> sha256 (or version)
+
+
+def _plan_busybox_initramfs(cache: Cache, params: dict, inputs: Inputs, offline: bool,
+                            log: Callable[[str], None]) -> Plan:
+    busybox = fetch_deb_file(cache, params["arch"], "busybox-static", "bin/busybox",
+                             offline, log)
+    script = resources.files("harness").joinpath("data").joinpath("busybox-init.sh").read_bytes()
+    digests = {"busybox": busybox.sha256, "init": hashlib.sha256(script).hexdigest()}
+    return digests, lambda: busybox_initramfs(
+        cache.blob_path(busybox.sha256).read_bytes(), script)
+
+
+def _plan_linux_pvh(cache: Cache, params: dict, inputs: Inputs, offline: bool,
+                    log: Callable[[str], None]) -> Plan:
+    digest, path = inputs[params["kernel"]]
+    return {"kernel": digest}, lambda: linux_pvh(path.read_bytes())
+
+
+def _plan_grub_iso(cache: Cache, params: dict, inputs: Inputs, offline: bool,
+                   log: Callable[[str], None]) -> Plan:
+    files = {iso: inputs[name] for iso, name in params["files"].items()}
+    config = params["config"]
+    digests = {f"file:{iso}": d for iso, (d, _) in sorted(files.items())}
+    digests["grub.cfg"] = hashlib.sha256(config.encode()).hexdigest()
+    digests["grub"] = _grub_version()
+    return digests, lambda: grub_iso({iso: p for iso, (_, p) in files.items()}, config)
+
+
+_PLANS = {
+    "busybox-initramfs": _plan_busybox_initramfs,
+    "linux-pvh": _plan_linux_pvh,
+    "grub-iso": _plan_grub_iso,
+}
+
+
+def build(cache: Cache, recipe: str, params: dict, inputs: Inputs, offline: bool,
           log: Callable[[str], None] = print) -> Built:
-    if recipe == "busybox-initramfs":
-        return _build_busybox_initramfs(cache, params["arch"], offline, log)
-    raise ValueError(f"unknown recipe {recipe!r}")
-
-
-def _build_busybox_initramfs(cache: Cache, arch: str, offline: bool,
-                             log: Callable[[str], None]) -> Built:
-    busybox = fetch_deb_file(cache, arch, "busybox-static", "bin/busybox", offline, log)
-    script = resources.files("harness").joinpath("data", "busybox-init.sh").read_bytes()
-    inputs = {"busybox": busybox.sha256, "init": hashlib.sha256(script).hexdigest()}
-    key = "build:busybox-initramfs:" + BUSYBOX_INITRAMFS_VERSION + ":" + ":".join(
-        f"{k}={v}" for k, v in sorted(inputs.items()))
+    """Build a recipe's output, or find it in the cache by its inputs' digests."""
+    if recipe not in _PLANS:
+        raise RecipeError(f"unknown recipe {recipe!r}")
+    digests, make = _PLANS[recipe](cache, params, inputs, offline, log)
+    key = f"build:{recipe}:{RECIPES[recipe].version}:" + ":".join(
+        f"{k}={v}" for k, v in sorted(digests.items()))
     ref = cache.get_ref(key)
-    if ref is not None:
-        return Built(ref["sha256"], inputs)
-    with cache.lock(key):
-        ref = cache.get_ref(key)
-        if ref is not None:
-            return Built(ref["sha256"], inputs)
-        log(f"  building busybox-initramfs ({arch})")
-        data = busybox_initramfs(cache.blob_path(busybox.sha256).read_bytes(), script)
-        sha = cache.put_bytes(data)
-        cache.set_ref(key, sha, recipe="busybox-initramfs", inputs=inputs,
-                      busybox_version=busybox.version)
-    return Built(sha, inputs)
+    if ref is None:
+        with cache.lock(key):
+            ref = cache.get_ref(key)
+            if ref is None:
+                log(f"  building {recipe}")
+                sha = cache.put_bytes(make())
+                ref = cache.set_ref(key, sha, recipe=recipe, inputs=digests)
+    return Built(ref["sha256"], digests)
+
+
+# --- linux-pvh ------------------------------------------------------------------
+
+XZ_MAGIC = b"\xfd7zXZ\x00"
+# An ELF note "Xen", type 18 (XEN_ELFNOTE_PHYS32_ENTRY): the PVH entry point QEMU needs.
+PVH_NOTE = struct.pack("<III", 4, 4, 18) + b"Xen\0"
+
+
+def linux_pvh(bzimage: bytes) -> bytes:
+    """The vmlinux inside an xz-compressed x86 bzImage; it must have a PVH entry."""
+    at = bzimage.find(XZ_MAGIC)
+    if at < 0:
+        raise RecipeError("no xz payload in this kernel (not an xz-compressed x86 bzImage)")
+    try:
+        vmlinux = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(bzimage[at:])
+    except lzma.LZMAError as exc:
+        raise RecipeError(f"the kernel's xz payload does not decompress: {exc}") from None
+    if not vmlinux.startswith(b"\x7fELF"):
+        raise RecipeError("the kernel's payload is not an ELF vmlinux")
+    if PVH_NOTE not in vmlinux:
+        raise RecipeError("this vmlinux has no PVH entry note (kernel built without CONFIG_PVH)")
+    return vmlinux
+
+
+# --- grub-iso ---------------------------------------------------------------------
+
+
+def _grub_version() -> str:
+    if shutil.which("grub-mkrescue") is None:
+        raise RecipeError("grub-mkrescue not found (Debian packages grub-pc-bin, "
+                          "grub-efi-amd64-bin, xorriso, mtools)")
+    out = subprocess.run(["grub-mkrescue", "--version"], capture_output=True, text=True)
+    return out.stdout.strip().rsplit(" ", 1)[-1]
+
+
+def grub_iso(files: dict[str, Path], config: str) -> bytes:
+    """A GRUB rescue ISO with `files` at their paths and `config` as boot/grub/grub.cfg."""
+    with tempfile.TemporaryDirectory(prefix="grub-iso-") as tmp:
+        root = Path(tmp) / "root"
+        for iso_path, src in files.items():
+            dest = root / iso_path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+        cfg = root / "boot" / "grub" / "grub.cfg"
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(config)
+        out = Path(tmp) / "out.iso"
+        proc = subprocess.run(["grub-mkrescue", "-o", str(out), str(root)], capture_output=True,
+                              text=True, env={**os.environ, "SOURCE_DATE_EPOCH": "0"})
+        if proc.returncode != 0 or not out.exists():
+            tail = " / ".join(proc.stderr.strip().splitlines()[-3:])
+            raise RecipeError(f"grub-mkrescue failed: {tail}")
+        return out.read_bytes()

@@ -1,0 +1,213 @@
+"""HTTP downloads that survive flaky mirrors and never poison the cache.
+
+A download goes to a `.part` file named after the URL, is hashed while it
+streams, resumes with a Range request after a cut connection or a stall,
+retries with backoff on 5xx, resets and timeouts (never on 404 and other
+4xx), and falls through the mirrors in order. The caller verifies the
+digest and only then stores the bytes as a blob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from .. import __version__
+
+CHUNK = 1 << 20
+ProgressFn = Callable[[str, int, int | None], None]  # (url, bytes so far, total or None)
+
+
+class DownloadError(Exception):
+    """No mirror delivered the file; the message names each URL and why."""
+
+
+class _Permanent(Exception):
+    """A failure that retrying this URL cannot fix (404, refused scheme, ...)."""
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path  # the complete .part file, not yet verified
+    url: str  # the URL that delivered it (after redirects)
+    size: int
+    sha256: str
+    sha512: str
+
+
+@dataclass
+class Downloader:
+    insecure: bool = False
+    retries: int = 4  # further attempts per URL after the first
+    backoff: float = 0.5  # seconds before the first retry, doubling
+    stall_timeout: float = 30.0  # no byte for this long: the attempt failed
+    connect_timeout: float = 15.0
+    progress: ProgressFn | None = None
+    session: requests.Session | None = None
+
+    def __post_init__(self) -> None:
+        if self.session is None:
+            self.session = requests.Session()
+            self.session.headers["User-Agent"] = f"guest-harness/{__version__}"
+            self.session.headers["Accept-Encoding"] = "identity"  # the bytes as published
+
+    def fetch(self, urls: Sequence[str], part: Path) -> Downloaded:
+        """Download the first of `urls` that works into `part` (resuming it)."""
+        problems = []
+        for url in urls:
+            try:
+                return self._fetch_one(url, part)
+            except _Permanent as exc:
+                problems.append(f"{url}: {exc}")
+            except DownloadError as exc:
+                problems.append(str(exc))
+        raise DownloadError("; ".join(problems))
+
+    def check_scheme(self, url: str) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme == "https" or (scheme == "http" and self.insecure):
+            return
+        if scheme == "http":
+            raise _Permanent("plain http is refused (set `insecure: true` on the image)")
+        raise _Permanent(f"unsupported URL scheme {scheme!r}")
+
+    def _fetch_one(self, url: str, part: Path) -> Downloaded:
+        self.check_scheme(url)
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                return self._attempt(url, part)
+            except _Retry as exc:
+                last = str(exc)
+        raise DownloadError(f"{url}: {last} (after {self.retries + 1} attempts)")
+
+    def _attempt(self, url: str, part: Path) -> Downloaded:
+        have = part.stat().st_size if part.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        assert self.session is not None
+        try:
+            resp = self.session.get(url, headers=headers, stream=True, allow_redirects=True,
+                                    timeout=(self.connect_timeout, self.stall_timeout))
+        except requests.exceptions.SSLError as exc:
+            raise _Permanent(f"TLS error: {exc}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Retry(f"cannot connect: {_short(exc)}") from None
+        with contextlib.closing(resp):
+            self.check_scheme(resp.url)
+            if resp.status_code == 416 and have:  # our partial file is already complete
+                total = _total_from_range(resp.headers.get("Content-Range"))
+                if total == have:
+                    return _Hashes.of_file(part).result(part, url)
+                part.unlink()
+                raise _Retry("the server refused to resume; starting over")
+            if resp.status_code >= 500:
+                raise _Retry(f"HTTP {resp.status_code} {resp.reason}")
+            if resp.status_code >= 400:
+                raise _Permanent(f"HTTP {resp.status_code} {resp.reason}")
+            if resp.status_code == 206 and have:
+                start = _start_from_range(resp.headers.get("Content-Range"))
+                if start != have:
+                    part.unlink()
+                    raise _Retry("the server resumed at the wrong offset; starting over")
+                mode = "ab"
+                total = _total_from_range(resp.headers.get("Content-Range"))
+                hashes = _Hashes.of_file(part)  # what arrived before, hashed once
+            else:
+                mode, have = "wb", 0
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                hashes = _Hashes()
+            got = have
+            try:
+                with part.open(mode) as f:
+                    for block in _blocks(resp):
+                        f.write(block)
+                        hashes.update(block)
+                        got += len(block)
+                        if self.progress:
+                            self.progress(url, got, total)
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as exc:
+                # (requests' exceptions are OSErrors too: this clause must come first)
+                raise _Retry(f"connection lost after {got} bytes: {_short(exc)}") from None
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    with contextlib.suppress(OSError):
+                        part.unlink()
+                    raise DownloadError(f"{url}: the disk is full (writing {part}); the partial "
+                                        "file was removed") from None
+                raise
+            if total is not None and got < total:
+                raise _Retry(f"truncated: {got} of {total} bytes")
+            if got == 0:
+                raise _Retry("empty response")
+        return hashes.result(part, resp.url or url)
+
+
+class _Retry(Exception):
+    """A failure worth another attempt (resuming what arrived)."""
+
+
+def _blocks(resp: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: every byte read is handed on before a failure is raised,
+    so a cut connection resumes exactly where it broke."""
+    raw = resp.raw
+    if hasattr(raw, "read1"):  # urllib3 2
+        while block := raw.read1(CHUNK, decode_content=False):
+            yield block
+    else:
+        yield from resp.iter_content(1 << 16)
+
+
+class _Hashes:
+    """SHA-256 and SHA-512 of a download, computed as its bytes arrive."""
+
+    def __init__(self) -> None:
+        self.h256, self.h512, self.size = hashlib.sha256(), hashlib.sha512(), 0
+
+    def update(self, block: bytes) -> None:
+        self.h256.update(block)
+        self.h512.update(block)
+        self.size += len(block)
+
+    @classmethod
+    def of_file(cls, path: Path) -> _Hashes:
+        h = cls()
+        with path.open("rb") as f:
+            while block := f.read(CHUNK):
+                h.update(block)
+        return h
+
+    def result(self, path: Path, url: str) -> Downloaded:
+        return Downloaded(path, url, self.size, self.h256.hexdigest(), self.h512.hexdigest())
+
+
+def _start_from_range(value: str | None) -> int | None:
+    try:  # "bytes 100-199/200"
+        return int(value.split()[1].split("-")[0]) if value else None
+    except (IndexError, ValueError):
+        return None
+
+
+def _total_from_range(value: str | None) -> int | None:
+    try:
+        total = value.rsplit("/", 1)[1] if value else "*"
+        return None if total == "*" else int(total)
+    except (IndexError, ValueError):
+        return None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "…"

@@ -19,10 +19,11 @@ from .backends.canary import cached, canary_ttl, run_canary
 from .backends.process import kill_all
 from .config import ConfigError, load_guests, load_matrix
 from .images.cache import Cache
+from .images.manage import human_size, import_dir, listing, parse_duration, parse_size
 from .images.store import ImageError, ImageStore
 from .model import Guest, Matrix
 from .plan import PlanError, expand, parse_shard
-from .progress import Progress, summary_table
+from .progress import DownloadBar, Progress, summary_table
 from .scheduler import RunOptions, Scheduler
 
 EXIT_USAGE = 2
@@ -76,9 +77,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="where run folders go (default: reports/ next to the matrix)")
     run.add_argument("--offline", action="store_true",
                      help="use only images already in the cache")
+    run.add_argument("--verify-cache", action="store_true",
+                     help="re-hash cached files instead of trusting their size and mtime")
     run.add_argument("--retries", type=int, metavar="N",
                      help="re-run a failing cell up to N times (default: the matrix's)")
     run.add_argument("--strict", action="store_true", help="an xpass counts as a failure")
+    run.add_argument("--keep", action="store_true",
+                     help="keep each cell's disk overlay (the guest's writes) in its folder")
     run.add_argument("--fresh-canary", action="store_true",
                      help="run the accelerator canaries even if a recent result is cached")
 
@@ -94,12 +99,32 @@ def _parser() -> argparse.ArgumentParser:
                     help="static checks only (under two seconds)")
     pr.add_argument("--fresh", action="store_true", help="ignore cached canary results")
     pr.add_argument("--json", action="store_true", help="machine-readable output")
+    pr.add_argument("--offline", action="store_true",
+                    help="canaries use cached images only")
 
-    fe = sub.add_parser("fetch", help="download and verify guest images into the cache")
+    fe = sub.add_parser("fetch", help="download and verify guest images into the cache",
+                        description="Download, verify and prepare the images of guests, "
+                                    "with a progress bar per file on a terminal.")
     matrix_args(fe)
     fe.add_argument("guest_ids", nargs="*", metavar="GUEST",
                     help="guest ids (default: every guest of the matrix)")
-    fe.add_argument("--offline", action="store_true", help="check the cache only")
+    fe.add_argument("--offline", action="store_true",
+                    help="check the cache only; say what is missing")
+    fe.add_argument("--verify-cache", action="store_true",
+                    help="re-hash cached files instead of trusting their size and mtime")
+
+    ca = sub.add_parser("cache", help="list, prune or seed the image cache",
+                        description="The image cache: $HARNESS_CACHE, else the platform's user "
+                                    "cache folder.")
+    csub = ca.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    csub.add_parser("ls", help="every cached image: kind, size, last use, pinned?")
+    pr_ = csub.add_parser("prune", help="remove what is old or over a size limit")
+    pr_.add_argument("--older-than", metavar="D", help="unused for this long (30d, 12h, 90m)")
+    pr_.add_argument("--max-size", metavar="S",
+                     help="then the least recently used until the cache fits (10G, 500M)")
+    im = csub.add_parser("import", help="add local files whose digest a guest file names")
+    im.add_argument("folder", type=Path, metavar="DIR")
+    matrix_args(im)
     return p
 
 
@@ -107,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     atexit.register(kill_all)
     try:
-        return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe,
-                "fetch": cmd_fetch}[args.command](args)
+        return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
+                "cache": cmd_cache}[args.command](args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -154,8 +179,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, _terminate)
     progress = Progress()
     options = RunOptions(
-        out=out, cache=Cache(), jobs=args.jobs or matrix.jobs, strict=args.strict,
-        offline=args.offline, canary_ttl=args.canary_ttl, fresh_canary=args.fresh_canary,
+        out=out, cache=Cache(verify=args.verify_cache), jobs=args.jobs or matrix.jobs,
+        strict=args.strict, offline=args.offline, canary_ttl=args.canary_ttl,
+        fresh_canary=args.fresh_canary, keep=args.keep,
         meta={"matrix": str(args.matrix), "argv": sys.argv[1:]},
     )
     outcome = Scheduler(options, progress).run(cells)
@@ -207,7 +233,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     host = probes.host_facts()
     cache = Cache()
     progress = Progress(live=False)
-    store = ImageStore(cache, log=progress.info)
+    store = ImageStore(cache, args.offline, log=progress.info)
     results = []
     for name in knowledge.backends():
         p = probes.static_probe(name, host)
@@ -235,16 +261,48 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"no guest {unknown[0]!r} (known: {', '.join(sorted(guests))})")
     progress = Progress(live=False)
-    store = ImageStore(Cache(), args.offline, progress.info)
+    store = ImageStore(Cache(verify=args.verify_cache), args.offline, progress.info,
+                       progress=DownloadBar())
     failed = 0
     for gid in wanted:
         print(f"{gid}:")
-        for name, spec in guests[gid].images.items():
-            try:
-                img = store.resolve(spec)
-            except ImageError as exc:
-                failed += 1
-                print(f"  {name}: FAILED: {exc}")
-                continue
-            print(f"  {name}: {img.sha256}  {img.source}  {img.path}")
+        try:
+            images = store.resolve_guest(guests[gid])
+        except ImageError as exc:
+            failed += 1
+            print(f"  FAILED: {exc}")
+            continue
+        for name, img in images.items():
+            pinned = "" if img.details.get("pinned", True) else "  (UNPINNED: no digest)"
+            print(f"  {name}: {img.sha256}  {img.source}{pinned}")
     return 1 if failed else 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    cache = Cache()
+    if args.cache_command == "ls":
+        for line in listing(cache):
+            print(line)
+        print(f"\n{cache.root}")
+        return 0
+    if args.cache_command == "prune":
+        try:
+            older = parse_duration(args.older_than) if args.older_than else None
+            limit = parse_size(args.max_size) if args.max_size else None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if older is None and limit is None:
+            raise UsageError("cache prune needs --older-than, --max-size or both")
+        removed, freed = cache.prune(older, limit)
+        print(f"removed {removed} files, freed {human_size(freed)}")
+        return 0
+    _, guests = _load(args)
+    if not args.folder.is_dir():
+        raise UsageError(f"no folder {args.folder}")
+    found = import_dir(cache, args.folder, guests)
+    for item in found:
+        if item.images:
+            print(f"imported {item.path}  for {', '.join(item.images)}")
+    skipped = [i for i in found if not i.images]
+    print(f"{len(found) - len(skipped)} files imported, {len(skipped)} named by no guest file")
+    return 0

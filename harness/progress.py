@@ -149,3 +149,35 @@ def summary_table(results: list[CellResult], colour: bool = False) -> str:
     lines.append("")
     lines.append("totals: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
     return "\n".join(lines)
+
+
+class DownloadBar:
+    """One progress line per file on a terminal: bytes, rate, ETA; silent elsewhere."""
+
+    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self._url = ""
+        self._start = 0.0
+        self._last = 0.0
+
+    def __call__(self, url: str, done: int, total: int | None) -> None:
+        if not self.live:
+            return
+        now = time.monotonic()
+        if url != self._url:
+            self._url, self._start, self._last = url, now, 0.0
+        if now - self._last < 0.2 and (total is None or done < total):
+            return
+        self._last = now
+        rate = done / max(now - self._start, 1e-6)
+        name = url.rsplit("/", 1)[-1][:40]
+        if total:
+            eta = (total - done) / rate if rate > 0 else 0
+            text = (f"  {name:<40} {done / 1e6:8.1f}/{total / 1e6:.1f} MB "
+                    f"{rate / 1e6:6.1f} MB/s  ETA {eta:4.0f} s")
+        else:
+            text = f"  {name:<40} {done / 1e6:8.1f} MB {rate / 1e6:6.1f} MB/s"
+        end = "\n" if total is not None and done >= total else ""
+        self.stream.write("\r\x1b[K" + text + end)
+        self.stream.flush()

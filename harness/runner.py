@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import knowledge
+from .backends.media import MediaError, overlays
+from .backends.media import prepare as prepare_media
 from .backends.process import SpawnError, VMProcess
 from .backends.qemu import LaunchError, build_launch
 from .console.matcher import Event
@@ -62,8 +64,11 @@ def run_cell(
     run_dir: Path,
     stop: threading.Event | None = None,
     on_event: EventHook | None = None,
+    keep: bool = False,
 ) -> CellResult:
-    """Boot `cell` (with retries) and return its result; artefacts in its folder."""
+    """Boot `cell` (with retries) and return its result; artefacts in its folder.
+
+    `keep` leaves the disk overlays (the guest's writes) in the cell folder."""
     folder = run_dir / cell.folder
     folder.mkdir(parents=True, exist_ok=True)
     attempts: list[Attempt] = []
@@ -71,7 +76,7 @@ def run_cell(
         if n > 1:
             _keep_attempt(folder, n - 1)
         try:
-            attempt = _attempt(cell, images, folder, stop, on_event)
+            attempt = _attempt(cell, images, folder, stop, on_event, keep)
         except Exception as exc:  # a harness bug: this cell is an error, the run goes on
             (folder / "harness-error.txt").write_text(traceback.format_exc())
             attempt = Attempt(None, Verdict.ERROR, f"harness error: {exc!r} (see "
@@ -117,15 +122,16 @@ def _keep_attempt(folder: Path, n: int) -> None:
 
 
 def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
-             stop: threading.Event | None, on_event: EventHook | None) -> Attempt:
+             stop: threading.Event | None, on_event: EventHook | None,
+             keep: bool = False) -> Attempt:
     sockdir = Path(tempfile.mkdtemp(prefix="gh-"))  # unix socket paths must stay short
     started = time.monotonic()
     try:
         vars_file = folder / "efivars.fd" if cell.firmware == "uefi" else None
         try:
-            launch = build_launch(cell, {k: v.path for k, v in images.items()},
-                                  sockdir / "qmp.sock", vars_file)
-        except LaunchError as exc:
+            media = prepare_media(cell, {k: v.path for k, v in images.items()}, folder)
+            launch = build_launch(cell, media, sockdir / "qmp.sock", vars_file)
+        except (LaunchError, MediaError) as exc:
             return Attempt(None, Verdict.ERROR, str(exc), [], 0.0)
         if launch.vars_template is not None and vars_file is not None:
             shutil.copyfile(launch.vars_template, vars_file)
@@ -153,6 +159,9 @@ def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
         return Attempt(outcome, verdict, reason, launch.argv, time.monotonic() - started)
     finally:
         shutil.rmtree(sockdir, ignore_errors=True)
+        if not keep:
+            for path in overlays(folder):
+                path.unlink(missing_ok=True)
 
 
 def _stderr_tail(path: Path) -> str:

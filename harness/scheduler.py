@@ -39,6 +39,7 @@ class RunOptions:
     offline: bool = False
     canary_ttl: float | None = None
     fresh_canary: bool = False
+    keep: bool = False
     meta: dict = field(default_factory=dict)
 
 
@@ -193,7 +194,8 @@ class Scheduler:
         if self.stop.is_set():
             return None
         self.progress.cell_started(cell)
-        result = run_cell(cell, images, store.folder, self.stop, self.progress.cell_event)
+        result = run_cell(cell, images, store.folder, self.stop, self.progress.cell_event,
+                          self.opts.keep)
         self._finish(store, result)
         return result
 

@@ -94,3 +94,25 @@ def test_a_harness_bug_in_one_cell_is_that_cells_error(store, default_guest, tmp
     r = run_cell(cell, {}, tmp_path)
     assert r.verdict is Verdict.ERROR and r.reason.startswith("harness error: ValueError('boom')")
     assert "Traceback" in (tmp_path / cell.folder / "harness-error.txt").read_text()
+
+
+def test_the_pvh_variant_boots_from_an_extracted_vmlinux(store, tmp_path, qemu):
+    r = boot(GUESTS / "linux-busybox-x86_64-pvh.yaml", store, tmp_path)
+    assert r.verdict is Verdict.PASS, r.reason
+    assert r.images["kernel"]["source"] == "build:linux-pvh"
+    kernel = store.resolve_guest(load_guest(GUESTS / "linux-busybox-x86_64-pvh.yaml"))["kernel"]
+    assert kernel.path.read_bytes()[:4] == b"\x7fELF"
+
+
+@pytest.mark.parametrize("kind, firmware", [("cdrom", "bios"), ("cdrom", "uefi"),
+                                            ("disk", "bios")])
+def test_grub_iso_recipe_boots_linux(store, tmp_path, qemu, kind, firmware):
+    r = boot(TEST_GUESTS / f"test-grub-{kind}.yaml", store, tmp_path, firmware=firmware)
+    assert r.verdict is Verdict.PASS, r.reason
+    iso = r.images["iso"]
+    assert iso["source"] == "build:grub-iso" and set(iso["inputs"]) >= {
+        "file:boot/vmlinuz", "file:boot/initrd.gz", "grub.cfg", "grub"}
+    folder = tmp_path / f"cells/test-grub-{kind}/tcg-{firmware}"
+    assert not list(folder.glob("*.overlay.qcow2"))  # removed at the end of the cell
+    if kind == "disk":
+        assert any("iso.overlay.qcow2,format=qcow2" in a for a in r.command)

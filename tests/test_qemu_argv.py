@@ -91,15 +91,46 @@ def test_uefi_uses_pflash_with_a_per_cell_vars_copy():
         build_launch(cell(firmware="uefi"), IMAGES, Path("/q"), None)
 
 
-def test_boot_media_are_never_written():
+def test_boot_media_are_never_written(tmp_path):
     a = argv(cell(boot=BootSpec("cdrom", image="iso")))
     assert opt(a, "-drive") == ["file=/c/x.iso,media=cdrom,readonly=on,if=ide,index=2"]
     assert opt(a, "-boot") == ["d"] and "-kernel" not in a
-    a = argv(cell(boot=BootSpec("disk", image="disk")))
-    assert opt(a, "-drive") == ["file=/c/d.qcow2,if=ide,index=0,format=qcow2,snapshot=on"]
-    a = argv(cell(boot=BootSpec("floppy", image="fd")))
-    assert opt(a, "-drive") == ["file=/c/f.img,if=floppy,index=0,format=raw,snapshot=on"]
+    disk = tmp_path / "d.img"
+    disk.write_bytes(b"QFI\xfb" + bytes(60))
+    images = {**IMAGES, "disk": disk, "fd": tmp_path / "f.img"}
+    (tmp_path / "f.img").write_bytes(bytes(512))
+    a = build_launch(cell(boot=BootSpec("disk", image="disk")), images, Path("/q")).argv
+    assert opt(a, "-drive") == [f"file={disk},format=qcow2,snapshot=on,if=ide,index=0"]
+    a = build_launch(cell(boot=BootSpec("floppy", image="fd")), images, Path("/q")).argv
+    assert opt(a, "-drive") == [f"file={tmp_path / 'f.img'},format=raw,snapshot=on,if=floppy,"
+                                "index=0"]
     assert opt(a, "-boot") == ["a"]
+    overlay = tmp_path / "disk.overlay.qcow2"
+    a = build_launch(cell(boot=BootSpec("disk", image="disk")), {**images, "disk": overlay},
+                     Path("/q")).argv
+    assert opt(a, "-drive") == [f"file={overlay},format=qcow2,if=ide,index=0"]
+
+
+def test_writable_media_get_an_overlay_and_the_base_stays(tmp_path, qemu):
+    import hashlib
+    import subprocess
+
+    from harness.backends.media import overlays, prepare
+
+    base = tmp_path / "base.img"
+    base.write_bytes(bytes(1 << 20))
+    before = hashlib.sha256(base.read_bytes()).hexdigest()
+    c = cell(boot=BootSpec("floppy", image="fd"))
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    media = prepare(c, {"fd": base}, folder)
+    assert media["fd"] == folder / "fd.overlay.qcow2" and overlays(folder) == [media["fd"]]
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(media["fd"])],
+                          capture_output=True, text=True, check=True).stdout
+    assert f'"backing-filename": "{base}"' in info and '"backing-filename-format": "raw"' in info
+    subprocess.run(["qemu-io", "-c", "write -P 0x55 0 4k", str(media["fd"])], check=True,
+                   capture_output=True)
+    assert hashlib.sha256(base.read_bytes()).hexdigest() == before
 
 
 def test_architectures_pick_their_binary_and_defaults():

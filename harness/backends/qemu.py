@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import knowledge
 from ..model import Cell
+from .media import image_format
 
 CONSOLE_CHARDEV = "console"
 
@@ -112,10 +113,6 @@ def build_launch(
     return QemuLaunch(argv, vars_template, firmware_files)
 
 
-def _disk_format(path: Path) -> str:
-    return "qcow2" if path.suffix == ".qcow2" else "raw"
-
-
 def _boot_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[str]:
     boot = cell.guest.boot
     if boot.kind == "kernel":
@@ -131,8 +128,12 @@ def _boot_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[s
     path = images[boot.image]
     if boot.kind == "cdrom":
         return ["-drive", f"file={path},media=cdrom,readonly=on,if=ide,index=2", "-boot", "d"]
+    # A per-cell overlay (media.prepare) takes the writes; anything else is protected
+    # by snapshot=on, so the cached image is never written either way.
+    if path.name.endswith(".overlay.qcow2"):
+        media = f"file={path},format=qcow2"
+    else:
+        media = f"file={path},format={image_format(path) if path.exists() else 'raw'},snapshot=on"
     if boot.kind == "floppy":
-        return ["-drive", f"file={path},if=floppy,index=0,format=raw,snapshot=on", "-boot", "a"]
-    # disk: the cached image is never written; writes go to a temporary overlay
-    return ["-drive", f"file={path},if=ide,index=0,format={_disk_format(path)},snapshot=on",
-            "-boot", "c"]
+        return ["-drive", f"{media},if=floppy,index=0", "-boot", "a"]
+    return ["-drive", f"{media},if=ide,index=0", "-boot", "c"]

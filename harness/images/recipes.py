@@ -182,7 +182,8 @@ def build(cache: Cache, recipe: str, params: dict, inputs: Inputs, offline: bool
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
 # An ELF note "Xen", type 18 (XEN_ELFNOTE_PHYS32_ENTRY): the PVH entry point QEMU needs.
-PVH_NOTE = struct.pack("<III", 4, 4, 18) + b"Xen\0"
+# Its address is pointer-sized: 8 bytes in 64-bit kernels, 4 in 32-bit ones.
+PVH_NOTES = tuple(struct.pack("<III", 4, size, 18) + b"Xen\0" for size in (8, 4))
 
 
 def linux_pvh(bzimage: bytes) -> bytes:
@@ -196,7 +197,7 @@ def linux_pvh(bzimage: bytes) -> bytes:
         raise RecipeError(f"the kernel's xz payload does not decompress: {exc}") from None
     if not vmlinux.startswith(b"\x7fELF"):
         raise RecipeError("the kernel's payload is not an ELF vmlinux")
-    if PVH_NOTE not in vmlinux:
+    if not any(note in vmlinux for note in PVH_NOTES):
         raise RecipeError("this vmlinux has no PVH entry note (kernel built without CONFIG_PVH)")
     return vmlinux
 

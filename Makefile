@@ -44,6 +44,8 @@ lint: venv
 bench: venv
 	$(BIN)/python benchmarks/matcher.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/cache_hit.py
+	$(BIN)/python benchmarks/download.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

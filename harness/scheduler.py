@@ -135,6 +135,9 @@ class Scheduler:
             self._log(f"images for {gid}")
             try:
                 out[gid] = self.images.resolve_guest(cell.guest)
+                for name, img in out[gid].items():
+                    if img.details.get("pinned") is False:
+                        self._log(f"  {gid}/{name} is UNPINNED: no digest verifies {img.source}")
             except ImageError as exc:
                 out[gid] = str(exc)
                 self._log(f"  {exc}")

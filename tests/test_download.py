@@ -326,3 +326,31 @@ milestones: [{{name: m, pattern: x}}]
         "unverified)",
         f"{g}:9: images.e.mirrors: does not apply to deb sources",
     ]
+
+
+def test_file_sources_check_digests_and_decompress(cache, tmp_path):
+    packed = lzma.compress(DATA)
+    path = tmp_path / "local.img.xz"
+    path.write_bytes(packed)
+    file_spec = ImageSpec("f", "file", {"path": str(path), "sha512": None,
+                                        "decompress": "auto", "member": None},
+                          hashlib.sha256(packed).hexdigest())
+    img = store(cache).resolve(file_spec)
+    assert img.sha256 == SHA and img.details == {"decompress": "xz"}
+    bad = ImageSpec("f", "file", dict(file_spec.params), "1" * 64)
+    with pytest.raises(ImageError, match="sha256 mismatch: expected 1111"):
+        store(cache).resolve(bad)
+
+
+def test_the_download_bar_shows_bytes_rate_and_eta():
+    from harness.progress import DownloadBar
+
+    out = io.StringIO()
+    bar = DownloadBar(out, live=True)
+    bar("https://x/os.iso", 50_000_000, 100_000_000)
+    bar("https://x/os.iso", 100_000_000, 100_000_000)
+    text = out.getvalue()
+    assert "os.iso" in text and "100.0/100.0 MB" in text and "MB/s" in text and "ETA" in text
+    quiet = io.StringIO()
+    DownloadBar(quiet, live=False)("https://x/os.iso", 1, 2)
+    assert quiet.getvalue() == ""

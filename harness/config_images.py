@@ -1,0 +1,157 @@
+"""Validation of a guest file's `images:` (one source kind each, digests, recipes)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import knowledge
+from .images.archive import safe_member_name
+from .images.recipes import RECIPES, recipe_inputs
+from .model import ImageSpec
+from .validate import _Bad, _bool, _Checker, _Map, _one_of, _sha256, _str, _text
+
+SOURCE_KINDS = ("url", "deb", "build", "file")
+IMAGE_KEYS = (*SOURCE_KINDS, "sha256", "sha512", "checksums", "mirrors", "decompress",
+              "member", "insecure", "pin")
+URL_ONLY = ("checksums", "mirrors", "insecure", "pin")
+DECOMPRESS = ("auto", "none", "gz", "xz", "bz2", "zst")
+
+
+def _images(c: _Checker, m: _Map, base: Path, arch: str) -> dict[str, ImageSpec]:
+    sub = m.sub("images")
+    out: dict[str, ImageSpec] = {}
+    if sub is None:
+        return out
+    for name, value in sub.data.items():
+        im = c.mapping(value, sub.path(str(name)), sub.line_of(name))
+        if im is None:
+            continue
+        im.keys(IMAGE_KEYS)
+        kinds = [k for k in SOURCE_KINDS if k in im.data]
+        if len(kinds) != 1:
+            c.issue(im.line, im.prefix, f"needs exactly one source ({', '.join(SOURCE_KINDS)})")
+            continue
+        kind = kinds[0]
+        for key in im.data:
+            if (key in URL_ONLY and kind != "url") or (
+                    key in ("decompress", "member") and kind not in ("url", "file")):
+                c.issue(im.line_of(key), im.path(key), f"does not apply to {kind} sources")
+        sha = im.get("sha256", _sha256)
+        params = _source_params(c, im, kind, base, arch)
+        if params is not None:
+            out[str(name)] = ImageSpec(str(name), kind, params, sha)
+    for spec in out.values():  # recipes may take other images of the guest as inputs
+        for ref in recipe_inputs(spec):
+            if ref not in out or ref == spec.name:
+                c.issue(sub.line_of(spec.name), sub.path(spec.name),
+                        f"recipe input {ref!r} is not another image of this guest")
+    return out
+
+
+def _url(insecure: bool) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        url = _str(v)
+        scheme = urlsplit(url).scheme
+        if scheme == "http" and not insecure:
+            raise _Bad("plain http is refused; use https, or set `insecure: true` on the image")
+        if scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise _Bad(f"expected an https:// URL, got {url!r}")
+        return url
+
+    return check
+
+
+def _sha512(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[0-9a-fA-F]{128}", v):
+        raise _Bad("expected 128 hexadecimal digits")
+    return v.lower()
+
+
+def _member(v: Any) -> str:
+    name = _str(v)
+    if not safe_member_name(name):
+        raise _Bad("an archive member must be a relative path without '..'")
+    return name
+
+
+def _source_params(
+    c: _Checker, im: _Map, kind: str, base: Path, arch: str
+) -> dict[str, Any] | None:
+    debian_arch = knowledge.arches()[arch].debian
+    derive = {"decompress": im.get("decompress", _one_of(*DECOMPRESS), "auto"),
+              "member": im.get("member", _member)}
+    if kind == "url":
+        insecure = im.get("insecure", _bool, False)
+        url = im.get("url", _url(insecure))
+        params = {
+            "url": url,
+            "mirrors": im.str_list("mirrors", _url(insecure)) or [],
+            "sha512": im.get("sha512", _sha512),
+            "checksums": im.get("checksums", _url(insecure)),
+            "insecure": insecure,
+            "pin": im.get("pin", _bool, True),
+            **derive,
+        }
+        digests = [k for k in ("sha256", "sha512", "checksums") if k in im.data]
+        if len(digests) > 1:
+            c.issue(im.line, im.prefix, f"give one digest, not {' and '.join(digests)}")
+        if not digests and params["pin"]:
+            c.issue(im.line, im.prefix, "needs sha256, sha512 or checksums "
+                    "(or `pin: false` to accept it unverified)")
+        return params if url else None
+    if kind == "deb":
+        d = im.sub("deb")
+        if d is None:
+            return None
+        d.keys(("package", "path", "arch"), ("package", "path"))
+        return {
+            "package": d.get("package", _str, ""),
+            "path": d.get("path", _str, ""),
+            "arch": d.get("arch", _str, debian_arch),
+        }
+    if kind == "file":
+        p = im.get("file", _str)
+        if p is None:
+            return None
+        return {"path": str((base / p).resolve()), "sha512": im.get("sha512", _sha512), **derive}
+    # build: a recipe name, or a mapping {recipe: name, param: value...}
+    value = im.data["build"]
+    if isinstance(value, str):
+        b = _Map(c, {"recipe": value}, im.path("build"))
+    else:
+        b = im.sub("build")
+        if b is None:
+            return None
+    recipe = b.get("recipe", _str, "")
+    if recipe not in RECIPES:
+        c.issue(im.line_of("build"), im.path("build"),
+                f"unknown recipe {recipe!r} (known: {', '.join(sorted(RECIPES))})")
+        return None
+    spec = RECIPES[recipe]
+    b.keys(("recipe", *spec.params), spec.required)
+    params: dict[str, Any] = {"recipe": recipe}
+    for key, kind_of in spec.params.items():
+        if key in b.data:
+            params[key] = b.get(key, _RECIPE_PARAM[kind_of])
+    if "arch" in spec.params:
+        params.setdefault("arch", debian_arch)
+    return params
+
+
+def _image_map(v: Any) -> dict[str, str]:
+    if not isinstance(v, dict) or not v:
+        raise _Bad("expected a mapping of paths to image names")
+    for path, ref in v.items():
+        if not isinstance(path, str) or not safe_member_name(path) or not isinstance(ref, str):
+            raise _Bad(f"{path!r}: expected a relative path (no '..') mapped to an image name")
+    return {str(k): str(v) for k, v in v.items()}
+
+
+_RECIPE_PARAM: dict[str, Callable[[Any], Any]] = {
+    "str": _str, "text": _text, "image": _str, "images": _image_map,
+    "list": lambda v: [_str(x) for x in (v if isinstance(v, list) else [v])],
+}

@@ -64,11 +64,13 @@ def start_hanging_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
 
 
 def _is_qemu(pid: int) -> bool:
+    """A VM of a cell (not the probe's short `qemu-system-x86_64 -accel help`)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"qemu-system" in f.read().split(b"\0")[0]
+            argv = f.read().split(b"\0")
     except OSError:
         return False
+    return b"qemu-system" in argv[0] and b"-qmp" in argv
 
 
 def gone_within(pids: list[int], seconds: float) -> bool:

@@ -18,6 +18,7 @@ from .backends import probe as probes
 from .backends.canary import cached, canary_ttl, run_canary
 from .backends.process import kill_all
 from .config import ConfigError, load_guests, load_matrix
+from .console.screen import cut_needle
 from .images.cache import Cache
 from .images.manage import human_size, import_dir, listing, parse_duration, parse_size
 from .images.store import ImageError, ImageStore
@@ -113,6 +114,19 @@ def _parser() -> argparse.ArgumentParser:
     fe.add_argument("--verify-cache", action="store_true",
                     help="re-hash cached files instead of trusting their size and mtime")
 
+    ne = sub.add_parser("needle", help="cut a needle (a screen region to match) out of a "
+                                       "screenshot",
+                        description="Cut the region X,Y WxH out of a screenshot (PNG or PPM, "
+                                    "e.g. a cell's screen.png) into a needle PNG, and print the "
+                                    "milestone that uses it.")
+    ne.add_argument("screenshot", type=Path)
+    ne.add_argument("--x", type=int, required=True)
+    ne.add_argument("--y", type=int, required=True)
+    ne.add_argument("--w", type=int, required=True)
+    ne.add_argument("--h", type=int, required=True)
+    ne.add_argument("-o", "--out", type=Path, required=True, metavar="NEEDLE.png")
+    ne.add_argument("--threshold", type=float, default=0.95)
+
     ca = sub.add_parser("cache", help="list, prune or seed the image cache",
                         description="The image cache: $HARNESS_CACHE, else the platform's user "
                                     "cache folder.")
@@ -133,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(kill_all)
     try:
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
-                "cache": cmd_cache}[args.command](args)
+                "cache": cmd_cache, "needle": cmd_needle}[args.command](args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -305,4 +319,20 @@ def cmd_cache(args: argparse.Namespace) -> int:
             print(f"imported {item.path}  for {', '.join(item.images)}")
     skipped = [i for i in found if not i.images]
     print(f"{len(found) - len(skipped)} files imported, {len(skipped)} named by no guest file")
+    return 0
+
+
+def cmd_needle(args: argparse.Namespace) -> int:
+    if not args.screenshot.is_file():
+        raise UsageError(f"no screenshot {args.screenshot}")
+    if min(args.w, args.h) < 1 or min(args.x, args.y) < 0 or not 0 < args.threshold <= 1:
+        raise UsageError("--x/--y must be >= 0, --w/--h >= 1, --threshold in (0, 1]")
+    try:
+        w, h = cut_needle(str(args.screenshot), args.x, args.y, args.w, args.h, str(args.out))
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {args.out} ({w}x{h}); a milestone using it (image: relative to the guest "
+          "file):")
+    print(f"  - {{name: NAME, needle: {{image: {args.out.name}, x: {args.x}, y: {args.y}, "
+          f"threshold: {args.threshold}}}}}")
     return 0

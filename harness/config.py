@@ -14,6 +14,7 @@ from typing import Any
 
 from . import knowledge
 from .config_images import _images
+from .console.keys import KeyNameError, combo, combos_for_text
 from .model import (
     BootSpec,
     ExcludeRule,
@@ -23,6 +24,8 @@ from .model import (
     ImageSpec,
     Matrix,
     Milestone,
+    Needle,
+    Still,
     Timeouts,
 )
 from .validate import (
@@ -47,7 +50,7 @@ from .yamlpos import LineList
 __all__ = ["ConfigError", "ConfigIssue", "load_guest", "load_guests", "load_matrix",
            "memory_mb"]
 
-CONSOLES = ("serial",)
+CONSOLES = ("serial", "vga-text", "screen")
 BOOT_KINDS = ("kernel", "cdrom", "disk", "floppy")
 # --- guest files -------------------------------------------------------------
 
@@ -69,7 +72,8 @@ def load_guest(path: Path) -> Guest:
     images = _images(c, m, path.parent, arch)
     boot = _boot(c, m, images)
     firmware = m.str_list("firmware", _one_of(*knowledge.FIRMWARES)) or ["bios"]
-    milestones = _milestones(c, m)
+    console = m.get("console", _one_of(*CONSOLES), "serial")
+    milestones = _milestones(c, m, path.parent, console)
     failures = _failures(c, m, "failures")
     timeouts = _timeouts(m.sub("timeouts"))
     guest = Guest(
@@ -83,7 +87,7 @@ def load_guest(path: Path) -> Guest:
         memory_mb=m.get("memory", memory_mb, 256),
         memory_set="memory" in m.data,
         vcpus=m.get("vcpus", _vcpus, 1),
-        console=m.get("console", _one_of(*CONSOLES), "serial"),
+        console=console,
         milestones=milestones,
         failures=failures,
         builtin_failures=m.get("builtin_failures", _bool, True),
@@ -124,34 +128,111 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
     )
 
 
-def _milestones(c: _Checker, m: _Map) -> list[Milestone]:
+MILESTONE_KEYS = ("name", "pattern", "needle", "still", "source", "timeout", "send", "keys",
+                  "optional", "weight")
+SOURCES = ("serial", "screen")
+
+
+def _milestones(c: _Checker, m: _Map, base: Path, console: str) -> list[Milestone]:
     out: list[Milestone] = []
     seen: set[str] = set()
+    default_source = "serial" if console == "serial" else "screen"
     for key, line, value in c.items(m, "milestones"):
         ms = c.mapping(value, key, line)
         if ms is None:
             continue
-        ms.keys(("name", "pattern", "timeout", "send", "optional", "weight"), ("name", "pattern"))
+        ms.keys(MILESTONE_KEYS, ("name",))
         name = ms.get("name", _str, "")
         if name in seen:
             c.issue(ms.line_of("name"), ms.path("name"), f"duplicate milestone name {name!r}")
         seen.add(name)
+        kinds = [k for k in ("pattern", "needle", "still") if k in ms.data]
+        if len(kinds) != 1:
+            c.issue(ms.line, key, "needs exactly one of pattern, needle, still")
+            continue
+        source = ms.get("source", _one_of(*SOURCES), default_source)
+        if kinds[0] != "pattern" and source != "screen":
+            c.issue(ms.line_of(kinds[0]), ms.path(kinds[0]), "needs the screen (source: screen)")
         pattern = ms.get("pattern", _regex)
-        if pattern is None:
+        needle = _needle(ms.sub("needle"), base)
+        still = _still(ms.sub("still"))
+        if pattern is None and needle is None and still is None:
             continue
         out.append(Milestone(
             name=name,
             pattern=pattern,
             timeout=ms.get("timeout", _positive),
-            send=ms.get("send", _text),
+            send=ms.get("send", _typeable if source == "screen" else _text),
             optional=ms.get("optional", _bool, False),
             weight=ms.get("weight", _positive, 1.0),
+            source=source,
+            needle=needle,
+            still=still,
+            keys=tuple(ms.str_list("keys", _key_combo) or ()),
         ))
     if "milestones" in m.data and out and all(x.optional for x in out):
         c.issue(m.line_of("milestones"), "milestones", "at least one milestone must be required")
     elif "milestones" in m.data and not out and not c.issues:
         c.issue(m.line_of("milestones"), "milestones", "needs at least one milestone")
     return out
+
+
+def _typeable(v: Any) -> str:
+    text = _text(v)
+    try:
+        combos_for_text(text)
+    except KeyNameError as exc:
+        raise _Bad(str(exc)) from None
+    return text
+
+
+def _key_combo(v: Any) -> str:
+    try:
+        combo(_str(v))
+    except KeyNameError as exc:
+        raise _Bad(str(exc)) from None
+    return v
+
+
+def _region(v: Any) -> tuple[int, int, int, int]:
+    if (not isinstance(v, list) or len(v) != 4
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)):
+        raise _Bad(f"expected [x, y, w, h], got {v!r}")
+    return (v[0], v[1], v[2], v[3])
+
+
+def _needle(n: _Map | None, base: Path) -> Needle | None:
+    if n is None:
+        return None
+    n.keys(("image", "x", "y", "threshold"), ("image", "x", "y"))
+    image = n.get("image", _str)
+    path = (base / image).resolve() if image else None
+    if path is not None and not path.is_file():
+        n.c.issue(n.line_of("image"), n.path("image"), f"no such file {path}")
+        return None
+    x, y = n.get("x", _count, 0), n.get("y", _count, 0)
+    threshold = n.get("threshold", _fraction, 0.95)
+    return Needle(path, x, y, threshold) if path else None
+
+
+def _fraction(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
+        raise _Bad(f"expected a number between 0 and 1, got {v!r}")
+    return float(v)
+
+
+def _still(s: _Map | None) -> Still | None:
+    if s is None:
+        return None
+    s.keys(("seconds", "mask"), ("seconds",))
+    seconds = s.get("seconds", _positive)
+    mask = []
+    for path, line, value in s.c.items(s, "mask"):
+        try:
+            mask.append(_region(value))
+        except _Bad as exc:
+            s.c.issue(line, path, str(exc))
+    return Still(seconds, tuple(mask)) if seconds else None
 
 
 def _failures(c: _Checker, m: _Map, key: str) -> list[FailureSignature]:

@@ -37,13 +37,35 @@ _FAILURES = frozenset(
 
 
 @dataclass(frozen=True)
+class Needle:
+    """A region of the screen that must look like a reference image."""
+
+    image: Path  # the reference PNG, w x h, beside the guest file
+    x: int
+    y: int
+    threshold: float = 0.95  # similarity 0..1 (1 - mean absolute difference / 255)
+
+
+@dataclass(frozen=True)
+class Still:
+    """The screen unchanged for `seconds`, ignoring the masked regions (x, y, w, h)."""
+
+    seconds: float
+    mask: tuple[tuple[int, int, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Milestone:
     name: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | None  # None for needle and still milestones
     timeout: float | None = None  # seconds after the previous milestone (or the start)
     send: str | None = None  # text typed on the console right after the match
     optional: bool = False
     weight: float = 1.0
+    source: str = "serial"  # serial | screen: where the pattern is looked for
+    needle: Needle | None = None
+    still: Still | None = None
+    keys: tuple[str, ...] = ()  # key combos pressed after the match ("esc", "ctrl-alt-delete")
 
 
 @dataclass(frozen=True)
@@ -113,6 +135,11 @@ class Guest:
     @property
     def required(self) -> list[Milestone]:
         return [m for m in self.milestones if not m.optional]
+
+    @property
+    def uses_screen(self) -> bool:
+        """Whether the harness must watch the screen (VGA text, screenshots, keys)."""
+        return self.console != "serial" or any(m.source == "screen" for m in self.milestones)
 
 
 @dataclass(frozen=True)
@@ -189,7 +216,7 @@ class CellResult:
     attempts: int = 0
     command: list[str] = field(default_factory=list)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from .backends.qemu import LaunchError, build_launch
 from .console.matcher import Event
 from .console.session import Transcript, run_session
 from .console.tracker import BootTracker, Outcome
+from .console.watcher import ScreenWatcher
 from .images.store import ResolvedImage
 from .model import Cell, CellResult, FailureSignature, Verdict
 from .verdict import apply_expectation, decide, expectation_json, milestone_results, score
@@ -95,11 +96,7 @@ def run_cell(
         quirks=list(cell.quirks), attempts=len(attempts), command=last.command,
         duration_s=last.duration,
         images={name: img.to_json() for name, img in images.items()},
-        artifacts={
-            "console": f"{cell.folder}/console.log",
-            "console_raw": f"{cell.folder}/console.raw",
-            "stderr": f"{cell.folder}/vmm.stderr",
-        },
+        artifacts=_artifacts(cell, folder),
     )
     if outcome is not None:
         result.milestones = milestone_results(cell.guest.milestones, outcome)
@@ -112,11 +109,28 @@ def run_cell(
     return result
 
 
+def _artifacts(cell: Cell, folder: Path) -> dict[str, object]:
+    """What the cell left in its folder, relative to the run folder."""
+    rel = cell.folder
+    out: dict[str, object] = {"console": f"{rel}/console.log",
+                              "console_raw": f"{rel}/console.raw",
+                              "stderr": f"{rel}/vmm.stderr"}
+    for key, name in (("screen_log", "screen.log"), ("screen_text", "screen.txt"),
+                      ("screen", "screen.png")):
+        if (folder / name).exists():
+            out[key] = f"{rel}/{name}"
+    shots = sorted(p.name for p in folder.glob("*.png") if p.name != "screen.png")
+    if shots:
+        out["screenshots"] = [f"{rel}/{s}" for s in shots]
+    return out
+
+
 def _keep_attempt(folder: Path, n: int) -> None:
     """Move an earlier attempt's artefacts to attempt-N/ so the next starts clean."""
     dest = folder / f"attempt-{n}"
     dest.mkdir(exist_ok=True)
-    for name in ("console.log", "console.raw", "vmm.stderr"):
+    names = ["console.log", "console.raw", "vmm.stderr", "screen.log", "screen.txt"]
+    for name in names + [p.name for p in folder.glob("*.png")]:
         if (folder / name).exists():
             (folder / name).replace(dest / name)
 
@@ -145,14 +159,25 @@ def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
             cell.guest.milestones, cell_failures(cell), cell.timeouts,
             knowledge.backends()[cell.backend].failures, start=vm.started,
         )
+        screen_log = screen = None
         try:
+            if cell.guest.uses_screen:
+                screen_log = Transcript(folder, name="screen", raw=False)
+                screen = ScreenWatcher(sockdir / "qmp.sock", sockdir, folder, tracker, screen_log)
+                screen.connect()
             outcome = run_session(
                 vm, tracker, transcript, stop,
-                (lambda ev: on_event(cell, ev)) if on_event else None,
+                (lambda ev: on_event(cell, ev)) if on_event else None, screen,
             )
         finally:
+            if screen is not None:
+                if screen.connected:
+                    screen.save_final()
+                screen.close()
             vm.stop()
             transcript.close()
+            if screen_log is not None:
+                screen_log.close()
         verdict, reason = decide(cell.guest.milestones, outcome)
         if outcome.end == "exited" and verdict is Verdict.ERROR:
             reason = f"{reason}: {_stderr_tail(folder / 'vmm.stderr')}"

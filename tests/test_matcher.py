@@ -120,7 +120,7 @@ def test_memory_stays_bounded_on_a_flood():
         m.feed(chunk, float(i))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert len(m._buf) <= m.window
+    assert len(m._streams["serial"].buf) <= m.window
     assert peak < 2_000_000  # a few chunks' worth, independent of the 128 MiB fed
 
 
@@ -128,3 +128,26 @@ def test_cleaner_keeps_text_and_drops_escapes():
     c = Cleaner()
     out = c.feed(b"\x1b]0;title\x07A\x1b(BB\x1b[?25lC\x1b7D\x1b[") + c.feed(b"2JE") + c.flush()
     assert out == "ABCDE"
+
+
+def test_sources_keep_their_own_milestones_and_share_the_order():
+    ms_list = [ms("grub", "GRUB"), Milestone("welcome", re.compile("Welcome"), source="screen"),
+               Milestone("desktop", None, source="screen", optional=True),
+               ms("shell", r"\$ ")]
+    m = Matcher(ms_list, [fail("panic", "panic: ")])
+    assert m.feed(b"Welcome", 0, source="screen") == []  # GRUB (serial) comes first
+    assert [e.name for e in m.feed(b"GRUB 2.06\n", 1)] == ["grub"]
+    assert m.feed(b"Welcome to g4u\n", 2) == []  # serial text cannot reach a screen milestone
+    assert [e.name for e in m.feed(b"Welcome to g4u\n", 3, source="screen")] == ["welcome"]
+    assert m.candidates() == [2, 3]
+    assert m.reach(3, 4.0) is not None and m.done
+    m = Matcher(ms_list, [fail("panic", "panic: ")])
+    assert [e.name for e in m.feed(b"panic: trap\n", 1, source="screen")] == ["panic"]
+
+
+def test_reach_only_takes_the_milestones_that_are_due():
+    m = Matcher([ms("a", "A"), Milestone("n", None, source="screen"), ms("c", "C")], [])
+    assert m.reach(1, 0.5) is None  # 'a' first
+    m.feed(b"A", 1)
+    ev = m.reach(1, 2.0, "needle 0.98")
+    assert (ev.name, ev.index, ev.t, ev.text) == ("n", 1, 2.0, "needle 0.98")

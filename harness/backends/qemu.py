@@ -90,6 +90,7 @@ def build_launch(
         "-smp", str(guest.vcpus),
         "-nodefaults", "-no-user-config",
         "-display", "none",
+        *(["-vga", "std"] if guest.uses_screen else []),
         "-chardev", f"stdio,id={CONSOLE_CHARDEV},signal=off",
         "-serial", f"chardev:{CONSOLE_CHARDEV}",
         "-qmp", f"unix:{qmp_socket},server=on,wait=off",

@@ -54,27 +54,40 @@ class _Pattern:
         return self.regex.search(text, start)
 
 
+class _Stream:
+    """What the matcher keeps per console source (serial, screen)."""
+
+    __slots__ = ("buf", "cleaner", "fail_from", "ms_from")
+
+    def __init__(self) -> None:
+        self.cleaner = Cleaner()
+        self.buf = ""
+        self.ms_from = 0
+        self.fail_from = 0
+
+
 class Matcher:
     """Finds milestones in order and failure signatures, in console order.
 
-    After a fatal failure it reports nothing more; after the last milestone
-    (optional ones included) it stops looking at all.
+    Each milestone belongs to a source ("serial" or "screen"); text fed from
+    a source can only reach milestones of that source, while the order runs
+    across both. Needle and still milestones are reached from outside
+    (`reach`). After a fatal failure it reports nothing more; after the last
+    milestone (optional ones included) it stops looking at all.
     """
 
     def __init__(self, milestones: Sequence[Milestone], failures: Sequence[FailureSignature],
                  window: int = WINDOW) -> None:
         self.milestones = list(milestones)
         self.failures = list(failures)
-        self._ms = [_Pattern(m.pattern) for m in self.milestones]
+        self._ms = [_Pattern(m.pattern) if m.pattern is not None else None
+                    for m in self.milestones]
         self._fail = [_Pattern(f.pattern) for f in self.failures]
         self.window = window
-        self.cleaner = Cleaner()
+        self._streams: dict[str, _Stream] = {}
         self.next = 0  # index of the next milestone to look for
         self.crashed = False
         self.text = ""  # the cleaned text of the last feed, for transcripts
-        self._buf = ""
-        self._ms_from = 0
-        self._fail_from = 0
         self._reported: set[str] = set()
 
     @property
@@ -86,66 +99,90 @@ class Matcher:
     def required_done(self) -> bool:
         return all(m.optional for m in self.milestones[self.next:])
 
-    def feed(self, data: bytes, t: float) -> list[Event]:
-        self.text = self.cleaner.feed(data)
-        return self.match(self.text, t)
+    def candidates(self) -> list[int]:
+        """Indexes that may be reached next: optional ones up to the next required one."""
+        out = []
+        for index in range(self.next, len(self.milestones)):
+            out.append(index)
+            if not self.milestones[index].optional:
+                break
+        return out
+
+    def feed(self, data: bytes, t: float, source: str = "serial") -> list[Event]:
+        stream = self._streams.get(source)
+        if stream is None:
+            stream = self._streams[source] = _Stream()
+        self.text = stream.cleaner.feed(data)
+        return self.match(self.text, t, source)
+
+    def reach(self, index: int, t: float, text: str = "") -> Event | None:
+        """Mark milestone `index` reached by other means (a needle, a still screen)."""
+        if self.done or index not in self.candidates():
+            return None
+        self.next = index + 1
+        m = self.milestones[index]
+        return Event("milestone", m.name, t, text, index=index, send=m.send)
 
     def skip_optional(self) -> None:
         """Give up on the optional milestones left (their wait is over)."""
         while self.next < len(self.milestones) and self.milestones[self.next].optional:
             self.next += 1
 
-    def match(self, text: str, t: float) -> list[Event]:
+    def match(self, text: str, t: float, source: str = "serial") -> list[Event]:
         if self.done or not text:
             return []
-        buf = self._buf + text
+        stream = self._streams.setdefault(source, _Stream())
+        buf = stream.buf + text
         events: list[Event] = []
-        ms = self._find_milestone(buf)
-        fl = self._find_failure(buf)
+        ms = self._find_milestone(stream, buf, source)
+        fl = self._find_failure(stream, buf)
         while ms is not None or fl is not None:
             if fl is not None and (ms is None or fl[0].start() < ms[0].start()):
                 m, sig = fl
-                self._fail_from = max(m.end(), m.start() + 1)
+                stream.fail_from = max(m.end(), m.start() + 1)
                 if sig.name not in self._reported:
                     self._reported.add(sig.name)
                     events.append(Event("failure", sig.name, t, m.group(0), fatal=sig.fatal))
                 if sig.fatal:
                     self.crashed = True
                     break
-                fl = self._find_failure(buf)
+                fl = self._find_failure(stream, buf)
             else:
                 m, index = ms
-                self._ms_from = max(m.end(), m.start() + 1)
+                stream.ms_from = max(m.end(), m.start() + 1)
                 milestone = self.milestones[index]
                 events.append(Event("milestone", milestone.name, t, m.group(0), index=index,
                                     send=milestone.send))
                 self.next = index + 1
                 if self.done:
                     break
-                ms = self._find_milestone(buf)
-        self._carry(buf)
+                ms = self._find_milestone(stream, buf, source)
+        self._carry(stream, buf)
         return events
 
-    def _find_milestone(self, buf: str) -> tuple[re.Match[str], int] | None:
+    def _find_milestone(self, stream: _Stream, buf: str,
+                        source: str) -> tuple[re.Match[str], int] | None:
         best = None
-        for index in range(self.next, len(self.milestones)):
-            m = self._ms[index].search(buf, self._ms_from)
+        for index in self.candidates():
+            pattern = self._ms[index]
+            if pattern is None or self.milestones[index].source != source:
+                continue
+            m = pattern.search(buf, stream.ms_from)
             if m is not None and (best is None or m.start() < best[0].start()):
                 best = (m, index)
-            if not self.milestones[index].optional:
-                break
         return best
 
-    def _find_failure(self, buf: str) -> tuple[re.Match[str], FailureSignature] | None:
+    def _find_failure(self, stream: _Stream,
+                      buf: str) -> tuple[re.Match[str], FailureSignature] | None:
         best = None
         for pattern, sig in zip(self._fail, self.failures, strict=True):
-            m = pattern.search(buf, self._fail_from)
+            m = pattern.search(buf, stream.fail_from)
             if m is not None and (best is None or m.start() < best[0].start()):
                 best = (m, sig)
         return best
 
-    def _carry(self, buf: str) -> None:
-        keep_from = max(len(buf) - self.window, min(self._ms_from, self._fail_from), 0)
-        self._buf = buf[keep_from:]
-        self._ms_from = max(0, self._ms_from - keep_from)
-        self._fail_from = max(0, self._fail_from - keep_from)
+    def _carry(self, stream: _Stream, buf: str) -> None:
+        keep_from = max(len(buf) - self.window, min(stream.ms_from, stream.fail_from), 0)
+        stream.buf = buf[keep_from:]
+        stream.ms_from = max(0, stream.ms_from - keep_from)
+        stream.fail_from = max(0, stream.fail_from - keep_from)

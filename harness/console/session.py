@@ -12,11 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..backends.process import VMProcess
+from ..backends.qmp import QMPError
 from .matcher import Event
 from .tracker import BootTracker, Outcome
+
+if TYPE_CHECKING:
+    from .watcher import ScreenWatcher
 
 TICK = 0.1  # seconds between clock checks while the console is quiet
 MAX_RAW = 256 << 20  # the raw transcript stops growing here (the log says so)
@@ -24,11 +28,12 @@ TAIL = 64 << 10  # bytes of console text kept in memory for reports
 
 
 class Transcript:
-    """console.raw (bytes as read, capped) and console.log ("[  t] line")."""
+    """NAME.raw (bytes as read, capped) and NAME.log ("[  t] line"); no .raw with raw=False."""
 
-    def __init__(self, folder: Path, max_raw: int = MAX_RAW) -> None:
-        self.raw: IO[bytes] = (folder / "console.raw").open("wb")
-        self.log: IO[str] = (folder / "console.log").open("w", encoding="utf-8",
+    def __init__(self, folder: Path, max_raw: int = MAX_RAW, name: str = "console",
+                 raw: bool = True) -> None:
+        self.raw: IO[bytes] | None = (folder / f"{name}.raw").open("wb") if raw else None
+        self.log: IO[str] = (folder / f"{name}.log").open("w", encoding="utf-8",
                                                           errors="replace")
         self.max_raw = max_raw
         self.raw_bytes = 0
@@ -36,7 +41,7 @@ class Transcript:
         self._at_line_start = True
 
     def write(self, data: bytes, text: str, t: float) -> None:
-        if self.raw_bytes < self.max_raw:
+        if self.raw is not None and data and self.raw_bytes < self.max_raw:
             room = self.max_raw - self.raw_bytes
             self.raw.write(data[:room])
             self.raw_bytes += min(len(data), room)
@@ -64,7 +69,8 @@ class Transcript:
         self._at_line_start = True
 
     def close(self) -> None:
-        self.raw.close()
+        if self.raw is not None:
+            self.raw.close()
         self.log.close()
 
 
@@ -74,9 +80,29 @@ def run_session(
     transcript: Transcript,
     stop: threading.Event | None = None,
     on_event: Callable[[Event], None] | None = None,
+    screen: ScreenWatcher | None = None,
 ) -> Outcome:
     """Drive one boot to its outcome; the VM is still running when this returns."""
     stderr = vm.stderr_path.open("rb") if vm.stderr_path.exists() else None
+
+    def handle(events: list[Event]) -> None:
+        for ev in events:
+            transcript.note(ev.t, f"{ev.kind} {ev.name!r} matched")
+            if ev.kind == "milestone":
+                milestone = tracker.milestones[ev.index]
+                if ev.send and milestone.source == "screen" and screen is not None:
+                    screen.type_text(ev.send)
+                elif ev.send:
+                    vm.write(ev.send.encode())
+                if milestone.keys and screen is not None:
+                    screen.press(milestone.keys)
+            if screen is not None:
+                name = (f"milestone-{ev.index + 1:02d}-{ev.name}" if ev.kind == "milestone"
+                        else f"failure-{ev.name}")
+                screen.save_screenshot(name)
+            if on_event:
+                on_event(ev)
+
     try:
         while tracker.outcome is None:
             data = vm.read(TICK)
@@ -91,12 +117,13 @@ def run_session(
             if data:
                 events = tracker.feed(data, now)
                 transcript.write(data, tracker.matcher.text, t)
-                for ev in events:
-                    transcript.note(ev.t, f"{ev.kind} {ev.name!r} matched")
-                    if ev.send:
-                        vm.write(ev.send.encode())
-                    if on_event:
-                        on_event(ev)
+                handle(events)
+            if screen is not None and screen.due(now):
+                try:
+                    handle(screen.poll(now))
+                except (QMPError, OSError) as exc:
+                    transcript.note(t, f"screen watching stopped: {exc}")
+                    screen.close()
             _drain_stderr(stderr, tracker, now)
             if stop is not None and stop.is_set():
                 tracker.interrupt(now, "interrupted")

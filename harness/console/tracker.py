@@ -62,13 +62,26 @@ class BootTracker:
 
     # --- inputs --------------------------------------------------------------
 
-    def feed(self, data: bytes, now: float) -> list[Event]:
-        """Console bytes read at `now`; returns the events (for sends and progress)."""
+    def feed(self, data: bytes, now: float, source: str = "serial") -> list[Event]:
+        """Console bytes (or new screen text) read at `now`; returns the events."""
         if self.outcome is not None:
             return []
         if data:
             self.last_output = now
-        events = self.matcher.feed(data, now - self.start)
+        return self._take(self.matcher.feed(data, now - self.start, source), now)
+
+    def reach(self, index: int, now: float, text: str = "") -> list[Event]:
+        """A needle or still-screen milestone seen by the screen watcher."""
+        if self.outcome is not None:
+            return []
+        ev = self.matcher.reach(index, now - self.start, text)
+        return self._take([ev] if ev else [], now)
+
+    def activity(self, now: float) -> None:
+        """The screen changed: output, as far as the stall timer is concerned."""
+        self.last_output = max(self.last_output, now)
+
+    def _take(self, events: list[Event], now: float) -> list[Event]:
         for ev in events:
             if ev.kind == "milestone":
                 self.reached[ev.index] = ev.t

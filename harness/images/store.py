@@ -102,6 +102,8 @@ class ImageStore:
             verified = digest.algorithm
         details = {"url": ref.get("url", p["url"]), "download_sha256": download,
                    "verified_by": verified, "pinned": digest is not None, **derived}
+        if ref.get("imported"):  # seeded by `harness cache import`: same bits, local origin
+            details["url"], details["imported_from"] = p["url"], ref.get("url")
         return ResolvedImage(self.cache.blob_path(final), final, f"url:{p['url']}", details)
 
     def _expected_digest(self, spec: ImageSpec) -> Digest | None:

@@ -1,0 +1,199 @@
+"""Watching a VM's screen over QMP: VGA text, screenshots, needles, keys.
+
+Every poll reads the whole VGA text window (`pmemsave`, under a
+millisecond) and hands the lines not seen before to the tracker as the
+"screen" source, so screen milestones are patterns like serial ones. The
+interval adapts: 0.1 s while the screen changes, up to 0.5 s when it is
+still. Screenshots (`screendump`) are taken when a needle or still-screen
+milestone is due, and every few seconds to notice a switch to a graphics
+mode. Keys are typed with `send-key`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from ..backends.qmp import QMP, QMPError
+from .keys import combo, combos_for_text
+from .matcher import Event
+from .screen import (
+    VGA_TEXT_BASE,
+    VGA_TEXT_SIZE,
+    is_text_mode,
+    new_lines,
+    same_screen,
+    similarity,
+    vga_rows,
+    visible_text,
+)
+from .session import Transcript
+from .tracker import BootTracker
+
+FAST, SLOW = 0.1, 0.5  # seconds between polls while the screen changes / is still
+SHOT_EVERY = 2.0  # seconds between screenshots kept for mode detection
+KEY_GAP = 0.02  # seconds between typed keys
+
+
+class ScreenWatcher:
+    def __init__(self, qmp_socket: Path, workdir: Path, folder: Path, tracker: BootTracker,
+                 transcript: Transcript | None = None, slow: float = SLOW,
+                 fast: float = FAST) -> None:
+        self.qmp = QMP(qmp_socket, timeout=5.0)
+        self.workdir = workdir  # short paths for QEMU to write into
+        self.folder = folder  # the cell folder, for artefacts
+        self.tracker = tracker
+        self.transcript = transcript
+        self.slow, self.fast = slow, fast
+        self.interval = fast
+        self.next_poll = 0.0
+        self.rows: list[str] = []
+        self.shot: Image.Image | None = None
+        self.shot_at = -1e9
+        self.mode: tuple[int, int] | None = None
+        self.text_changed = 0.0  # when the VGA text last changed
+        self.shot_changed = 0.0  # when a screenshot last differed (less a still mask)
+        self._armed: dict[int, float] = {}  # still milestone -> when it became due
+        self.polls = 0
+        self.connected = False
+        self._needles: dict[Path, Image.Image] = {}
+
+    def connect(self, wait: float = 10.0) -> None:
+        self.qmp.connect(wait=wait)
+        self.connected = True
+
+    def close(self) -> None:
+        self.qmp.close()
+        self.connected = False
+
+    # --- polling ------------------------------------------------------------
+
+    def due(self, now: float) -> bool:
+        return self.connected and now >= self.next_poll
+
+    def poll(self, now: float) -> list[Event]:
+        """Read the screen once; the tracker's events for what it showed."""
+        self.polls += 1
+        events = self._poll_text(now)
+        pending = [self.tracker.milestones[i] for i in self.tracker.matcher.candidates()]
+        text_mode = self.mode is None or is_text_mode(self.mode)
+        wants_shot = any(m.needle or (m.still and not text_mode)
+                         for m in pending if m.source == "screen")
+        if wants_shot or now - self.shot_at >= SHOT_EVERY:
+            events += self._poll_shot(now)
+        events += self._check_still(now)
+        self.next_poll = now + self.interval
+        return events
+
+    def _poll_text(self, now: float) -> list[Event]:
+        dump = self.workdir / "vga.bin"
+        self.qmp.command("pmemsave", val=VGA_TEXT_BASE, size=VGA_TEXT_SIZE, filename=str(dump))
+        rows = vga_rows(dump.read_bytes())
+        fresh = new_lines(self.rows, rows)
+        changed = rows != self.rows
+        self.rows = rows
+        if changed:
+            self.text_changed = now
+        self.interval = self.fast if changed else min(self.slow, self.interval * 2)
+        if not fresh:
+            if changed:
+                self.tracker.activity(now)
+            return []
+        text = "\n".join(fresh) + "\n"
+        if self.transcript is not None:
+            self.transcript.write(b"", text, now - self.tracker.start)
+        return self.tracker.feed(text.encode(), now, source="screen")
+
+    def screenshot(self) -> Image.Image:
+        path = self.workdir / "shot.ppm"
+        self.qmp.command("screendump", filename=str(path))
+        with Image.open(path) as img:
+            return img.convert("RGB")
+
+    def _poll_shot(self, now: float) -> list[Event]:
+        shot = self.screenshot()
+        if shot.size != self.mode:
+            if self.mode is not None and self.transcript is not None:
+                kind = "text" if is_text_mode(shot.size) else "graphics"
+                self.transcript.note(now - self.tracker.start,
+                                     f"screen switched to a {kind} mode, "
+                                     f"{shot.size[0]}x{shot.size[1]}")
+            self.mode = shot.size
+        previous, self.shot, self.shot_at = self.shot, shot, now
+        if previous is not None and not same_screen(previous, shot):
+            self.tracker.activity(now)
+        events: list[Event] = []
+        for index in self.tracker.matcher.candidates():
+            m = self.tracker.milestones[index]
+            if m.source != "screen":
+                continue
+            if m.needle is not None:
+                score = similarity(shot, self._needle(m.needle.image), m.needle.x, m.needle.y)
+                if score >= m.needle.threshold:
+                    events += self.tracker.reach(index, now, f"needle similarity {score:.3f}")
+                    break
+            elif m.still is not None and (previous is None
+                                          or not same_screen(previous, shot, m.still.mask)):
+                self.shot_changed = now
+        return events
+
+    def _check_still(self, now: float) -> list[Event]:
+        """A still milestone: in a text mode the text must not change (a screenshot would
+        see the cursor blink); in a graphics mode the screenshot, less its mask."""
+        for index in self.tracker.matcher.candidates():
+            m = self.tracker.milestones[index]
+            if m.source != "screen" or m.still is None:
+                continue
+            text_mode = self.mode is None or is_text_mode(self.mode)
+            armed = self._armed.setdefault(index, now)  # stillness counts from when it is due
+            since = max(armed, self.text_changed if text_mode else self.shot_changed)
+            if now - since >= m.still.seconds:
+                return self.tracker.reach(index, now,
+                                          f"screen unchanged for {m.still.seconds:g} s")
+        return []
+
+    def _needle(self, path: Path) -> Image.Image:
+        if path not in self._needles:
+            with Image.open(path) as img:
+                self._needles[path] = img.convert("RGB")
+        return self._needles[path]
+
+    # --- keys ---------------------------------------------------------------
+
+    def type_text(self, text: str) -> None:
+        self._press(combos_for_text(text))
+
+    def press(self, names: tuple[str, ...]) -> None:
+        self._press([combo(n) for n in names])
+
+    def _press(self, combos: list[list[str]]) -> None:
+        for keys in combos:
+            self.qmp.command("send-key", keys=[{"type": "qcode", "data": k} for k in keys])
+            time.sleep(KEY_GAP)
+
+    # --- artefacts ----------------------------------------------------------
+
+    def save_screenshot(self, name: str) -> str | None:
+        """A PNG of the screen now, in the cell folder; its file name."""
+        try:
+            shot = self.screenshot()
+        except (QMPError, OSError):
+            return None
+        path = self.folder / f"{name}.png"
+        shot.save(path, "PNG")
+        return path.name
+
+    def save_final(self) -> dict[str, str]:
+        """screen.txt and screen.png: the screen as the cell ended."""
+        out = {}
+        with contextlib.suppress(QMPError, OSError):
+            self._poll_text(time.monotonic())
+        if self.rows:
+            (self.folder / "screen.txt").write_text(visible_text(self.rows))
+            out["screen_text"] = "screen.txt"
+        if self.save_screenshot("screen"):
+            out["screen"] = "screen.png"
+        return out

@@ -13,7 +13,10 @@ BIN = $(VENV)/bin
 
 .PHONY: demo test deps venv lint bench clean
 
+SHARED_IMAGES ?= ../shared/images
+
 demo: venv
+	@if [ -d $(SHARED_IMAGES) ]; then $(BIN)/harness cache import $(SHARED_IMAGES); fi
 	$(BIN)/harness run
 
 test: venv
@@ -46,6 +49,7 @@ bench: venv
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/cache_hit.py
 	$(BIN)/python benchmarks/download.py
+	$(BIN)/python benchmarks/screen.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

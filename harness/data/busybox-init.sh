@@ -3,7 +3,8 @@
 # what the kernel command line's `harness.mode=` asks (default: poweroff):
 #   poweroff | reboot | panic (sysrq crash) | exit (init exits: kernel panic)
 #   hang (print, then sleep forever) | shell (a shell on the console)
-#   reboot-early (reboot before the marker)
+#   reboot-early (reboot before the marker) | marks (a numbered line on tty0
+#   and the console once a second, for screen latency measurements)
 /bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s
@@ -33,5 +34,9 @@ case "$mode" in
   hang) echo "HARNESS-SLEEPING"; while :; do sleep 3600; done ;;
   shell) echo "HARNESS-SHELL"; exec setsid cttyhack sh ;;
   reboot) reboot -f ;;
+  marks)  # the same line on the screen (tty0) and the serial console, once a second
+    for i in 1 2 3 4 5 6 7 8; do
+      sleep 1; echo "HARNESS-MARK $i" > /dev/tty0; echo "HARNESS-MARK $i"
+    done; poweroff -f ;;
   *) poweroff -f ;;
 esac

@@ -1,0 +1,92 @@
+"""Screen watching: what polling costs the guest, and how late it notices text.
+
+1. Polling cost. The default Linux guest with its console on both the VGA
+   screen and the serial port (`console=tty0 console=ttyS0`) is booted with
+   the screen watched at the default interval (0.1-0.5 s) and at 5 s,
+   alternately. The serial port times the guest independently of polling:
+   the ratio of the medians of its time to power-off (target <= 1.05).
+2. Detection latency. Its init (harness.mode=marks) writes a numbered line
+   to the screen and to the serial port once a second; the latency is the
+   screen milestone's time minus the serial line's time stamp
+   (target <= poll interval + 100 ms).
+
+    python benchmarks/screen.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import re
+import statistics
+import tempfile
+from pathlib import Path
+
+import harness.runner as runner
+from harness.config import load_guest
+from harness.console.watcher import SLOW, ScreenWatcher
+from harness.images.cache import Cache
+from harness.images.store import ImageStore
+from harness.model import BootSpec, Cell, Milestone
+
+ROOT = Path(__file__).resolve().parent.parent
+CMDLINE = "console=tty0 console=ttyS0 panic=-1"
+
+
+def boot(cell: Cell, images: dict, folder: Path, poll: float | None) -> runner.CellResult:
+    original = runner.ScreenWatcher
+    if poll is not None:
+        runner.ScreenWatcher = functools.partial(ScreenWatcher, slow=poll, fast=poll)
+    try:
+        return runner.run_cell(cell, images, folder)
+    finally:
+        runner.ScreenWatcher = original
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    base = load_guest(ROOT / "guests" / "linux-busybox-x86_64.yaml")
+    images = ImageStore(Cache(), log=lambda m: None).resolve_guest(base)
+
+    guest = dataclasses.replace(base, console="vga-text",
+                                boot=dataclasses.replace(base.boot, cmdline=CMDLINE),
+                                milestones=[dataclasses.replace(m, source="serial")
+                                            for m in base.milestones])
+    cell = Cell(guest, "tcg", "bios", base.timeouts or guest.timeouts, 256)
+    default, sparse = [], []
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(args.runs):
+            for poll, out in ((None, default), (5.0, sparse)):
+                r = boot(cell, images, Path(d) / f"{i}-{poll}", poll)
+                assert r.milestones[-1].reached, r.reason
+                out.append(r.milestones[-1].t)
+        print(f"polling cost: serial time to power-off, screen polled at the default interval "
+              f"{statistics.median(default):.3f} s vs every 5 s {statistics.median(sparse):.3f} s"
+              f", ratio {statistics.median(default) / statistics.median(sparse):.3f} "
+              "(target <= 1.05)")
+
+        marks = [Milestone(f"mark-{n}", re.compile(f"HARNESS-MARK {n}$"), source="screen")
+                 for n in range(1, 9)]
+        boot_spec = BootSpec("kernel", "kernel", "initrd", CMDLINE + " harness.mode=marks")
+        guest = dataclasses.replace(base, console="vga-text", boot=boot_spec, milestones=marks)
+        latencies = []
+        for i in range(args.runs):
+            r = boot(Cell(guest, "tcg", "bios", base.timeouts, 256), images, Path(d) / f"m{i}",
+                     None)
+            log = (Path(d) / f"m{i}" / "cells" / guest.id / "tcg-bios" / "console.log").read_text()
+            serial = {int(n): float(t) for t, n in
+                      re.findall(r"^\[\s*([\d.]+)\] HARNESS-MARK (\d+)\s*$", log, re.M)}
+            for n, m in enumerate(r.milestones, start=1):
+                if m.reached and n in serial:
+                    latencies.append(m.t - serial[n])
+        print(f"detection latency over {len(latencies)} lines: median "
+              f"{statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+              f"(target <= {SLOW * 1000 + 100:.0f} ms: "
+              f"{'met' if max(latencies) <= SLOW + 0.1 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

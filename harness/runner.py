@@ -112,11 +112,10 @@ def run_cell(
 def _artifacts(cell: Cell, folder: Path) -> dict[str, object]:
     """What the cell left in its folder, relative to the run folder."""
     rel = cell.folder
-    out: dict[str, object] = {"console": f"{rel}/console.log",
-                              "console_raw": f"{rel}/console.raw",
-                              "stderr": f"{rel}/vmm.stderr"}
-    for key, name in (("screen_log", "screen.log"), ("screen_text", "screen.txt"),
-                      ("screen", "screen.png")):
+    out: dict[str, object] = {}
+    for key, name in (("console", "console.log"), ("console_raw", "console.raw"),
+                      ("stderr", "vmm.stderr"), ("screen_log", "screen.log"),
+                      ("screen_text", "screen.txt"), ("screen", "screen.png")):
         if (folder / name).exists():
             out[key] = f"{rel}/{name}"
     shots = sorted(p.name for p in folder.glob("*.png") if p.name != "screen.png")

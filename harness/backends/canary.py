@@ -125,7 +125,8 @@ def run_canary(
         reason = f"{guest.name} reached {reached[-1]!r} in {t:.1f} s"
     else:
         reason = f"{result.verdict}: {result.reason}"
+    console = result.artifacts.get("console")
     out = CanaryResult(backend, ok, reason, time.monotonic() - started, time.time(), key,
-                       str(run_dir / result.artifacts["console"]))
+                       str(run_dir / console) if console else None)
     atomic_write(cache.sub("canary") / f"{backend}.json", json.dumps(out.to_json(), indent=1))
     return out

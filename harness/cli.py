@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
+import fnmatch
 import json
 import signal
 import sys
@@ -25,6 +27,9 @@ from .images.store import ImageError, ImageStore
 from .model import Guest, Matrix
 from .plan import PlanError, expand, parse_shard
 from .progress import DownloadBar, Progress, summary_table
+from .repro import Replay
+from .results.store import RunStore, load_results
+from .runner import run_cell
 from .scheduler import RunOptions, Scheduler
 
 EXIT_USAGE = 2
@@ -114,6 +119,22 @@ def _parser() -> argparse.ArgumentParser:
     fe.add_argument("--verify-cache", action="store_true",
                     help="re-hash cached files instead of trusting their size and mtime")
 
+    rp = sub.add_parser("repro", help="re-run one recorded cell and say if it reproduced",
+                        description="Re-run a cell of a recorded run through the harness with "
+                                    "the recorded images (checked by digest), quirks and "
+                                    "firmware, and report whether the verdict and the last "
+                                    "milestone reproduced. Each cell folder also holds a "
+                                    "standalone repro.sh.")
+    rp.add_argument("cell", metavar="CELL", help="the cell id, guest/backend/firmware (a glob "
+                                                 "that names one cell)")
+    rp.add_argument("--from", dest="source", type=Path, metavar="RUN_DIR|results.json",
+                    help="the recorded run (default: reports/latest next to the matrix)")
+    rp.add_argument("--times", type=int, default=1, metavar="N",
+                    help="re-run N times and show the distribution (flaky or not)")
+    matrix_args(rp)
+    rp.add_argument("--out", type=Path, metavar="DIR",
+                    help="where the replay's run folder goes (default: reports/)")
+
     ne = sub.add_parser("needle", help="cut a needle (a screen region to match) out of a "
                                        "screenshot",
                         description="Cut the region X,Y WxH out of a screenshot (PNG or PPM, "
@@ -147,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(kill_all)
     try:
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
-                "cache": cmd_cache, "needle": cmd_needle}[args.command](args)
+                "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro}[args.command](args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -336,3 +357,53 @@ def cmd_needle(args: argparse.Namespace) -> int:
     print(f"  - {{name: NAME, needle: {{image: {args.out.name}, x: {args.x}, y: {args.y}, "
           f"threshold: {args.threshold}}}}}")
     return 0
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    if args.times < 1:
+        raise UsageError("--times must be at least 1")
+    source = args.source or args.matrix.parent / "reports" / "latest"
+    try:
+        recorded_run = load_results(source)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the recorded run {source}: {exc}") from None
+    matching = [c for c in recorded_run["cells"] if fnmatch.fnmatchcase(c["id"], args.cell)]
+    if len(matching) != 1:
+        ids = ", ".join(c["id"] for c in matching[:5]) or "none"
+        raise UsageError(f"{args.cell!r} names {len(matching)} cells of {source} ({ids})")
+    recorded = matching[0]
+    if recorded["verdict"] == "skip":
+        raise UsageError(f"{recorded['id']} was skipped: {recorded['reason']}")
+    matrix, guests = _load(args)
+    [cell] = expand(dataclasses.replace(matrix, guests=[recorded["guest"]],
+                                        backends=[recorded["backend"]],
+                                        firmware=[recorded["firmware"]], exclude=[]),
+                    guests)
+    cell.quirks = list(recorded.get("quirks", []))
+    cell.retries = 0
+    store = ImageStore(Cache(), log=print)
+    images = store.resolve_guest(cell.guest)
+    changed = [f"{name}: recorded {rec['sha256']}, now {images[name].sha256}"
+               for name, rec in recorded.get("images", {}).items()
+               if name in images and images[name].sha256 != rec["sha256"]]
+    if changed:
+        raise UsageError("the guest's images are not the recorded ones (" + "; ".join(changed)
+                         + "): check out the guest file of that run")
+    out = args.out or args.matrix.parent / "reports"
+    run_store = RunStore(out, probes.host_facts().to_json(),
+                         meta={"repro_of": recorded_run["run_id"], "cell": recorded["id"]},
+                         latest=False)  # reports/latest stays the run being reproduced
+    results = []
+    for n in range(1, args.times + 1):
+        result = run_cell(cell, images, run_store.folder / f"replay-{n}")
+        result.artifacts = {k: ([f"replay-{n}/{x}" for x in v] if isinstance(v, list)
+                                else f"replay-{n}/{v}") for k, v in result.artifacts.items()}
+        run_store.add(result)
+        results.append(result)
+        print(f"replay {n}: {result.verdict}"
+              + (f" ({result.reason})" if result.reason else ""))
+    run_store.finish()
+    replay = Replay(recorded, results)
+    print(replay.summary())
+    print(f"replays in {run_store.folder}")
+    return 0 if all(replay.reproduced(r) for r in results) else 1

@@ -218,6 +218,9 @@ class CellResult:
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    vmm: dict[str, Any] = field(default_factory=dict)  # name, binary, version, accelerator
+    firmware_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
+    env: dict[str, str] = field(default_factory=dict)  # the environment that matters
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -239,4 +242,7 @@ class CellResult:
             "images": self.images,
             "artifacts": self.artifacts,
             "warnings": self.warnings,
+            "vmm": self.vmm,
+            "firmware_files": self.firmware_files,
+            "env": self.env,
         }

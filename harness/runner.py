@@ -8,6 +8,7 @@ happens.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -20,14 +21,17 @@ from pathlib import Path
 from . import knowledge
 from .backends.media import MediaError, overlays
 from .backends.media import prepare as prepare_media
+from .backends.probe import qemu_info
 from .backends.process import SpawnError, VMProcess
-from .backends.qemu import LaunchError, build_launch
+from .backends.qemu import LaunchError, QemuLaunch, build_launch
 from .console.matcher import Event
 from .console.session import Transcript, run_session
 from .console.tracker import BootTracker, Outcome
 from .console.watcher import ScreenWatcher
+from .images.cache import sha256_file
 from .images.store import ResolvedImage
 from .model import Cell, CellResult, FailureSignature, Verdict
+from .repro import repro_script
 from .verdict import apply_expectation, decide, expectation_json, milestone_results, score
 
 EventHook = Callable[[Cell, Event], None]
@@ -40,6 +44,17 @@ class Attempt:
     reason: str | None
     command: list[str]
     duration: float
+    launch: QemuLaunch | None = None
+    media: dict[str, Path] | None = None
+
+
+ENV_PREFIXES = ("QEMU", "HARNESS_", "LIBVIRT", "TMPDIR")
+
+
+def _digest(path: Path, memo: dict[Path, str] = {}) -> str:  # noqa: B006 (a cache on purpose)
+    if path not in memo:
+        memo[path] = sha256_file(path)
+    return memo[path]
 
 
 def cell_failures(cell: Cell) -> list[FailureSignature]:
@@ -98,6 +113,18 @@ def run_cell(
         images={name: img.to_json() for name, img in images.items()},
         artifacts=_artifacts(cell, folder),
     )
+    if last.launch is not None:
+        binary = shutil.which(last.launch.argv[0]) or last.launch.argv[0]
+        result.vmm = {"name": "qemu", "binary": binary,
+                      "version": qemu_info(last.launch.argv[0]).version,
+                      "accelerator": knowledge.backends()[cell.backend].accel}
+        result.firmware_files = {str(p): _digest(p) for p in last.launch.firmware_files}
+        result.env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+        script = repro_script(cell, result, images, last.launch, last.media or {},
+                              run_dir.name)
+        (folder / "repro.sh").write_text(script)
+        (folder / "repro.sh").chmod(0o755)
+        result.artifacts["repro"] = f"{cell.folder}/repro.sh"
     if outcome is not None:
         result.milestones = milestone_results(cell.guest.milestones, outcome)
         result.score = score(cell.guest.milestones, outcome)
@@ -152,7 +179,7 @@ def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
         try:
             vm = VMProcess(launch.argv, folder / "vmm.stderr", sockdir / "qmp.sock")
         except SpawnError as exc:
-            return Attempt(None, Verdict.ERROR, str(exc), launch.argv, 0.0)
+            return Attempt(None, Verdict.ERROR, str(exc), launch.argv, 0.0, launch, media)
         transcript = Transcript(folder)
         tracker = BootTracker(
             cell.guest.milestones, cell_failures(cell), cell.timeouts,
@@ -180,7 +207,8 @@ def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
         verdict, reason = decide(cell.guest.milestones, outcome)
         if outcome.end == "exited" and verdict is Verdict.ERROR:
             reason = f"{reason}: {_stderr_tail(folder / 'vmm.stderr')}"
-        return Attempt(outcome, verdict, reason, launch.argv, time.monotonic() - started)
+        return Attempt(outcome, verdict, reason, launch.argv, time.monotonic() - started,
+                       launch, media)
     finally:
         shutil.rmtree(sockdir, ignore_errors=True)
         if not keep:

@@ -34,7 +34,7 @@ def _iso(t: dt.datetime) -> str:
 
 class RunStore:
     def __init__(self, out: Path, host: dict[str, Any], run_id: str | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None, latest: bool = True) -> None:
         self.out = out
         self.run_id = run_id or new_run_id()
         self.folder = out / self.run_id
@@ -51,7 +51,8 @@ class RunStore:
             "cells": [],
         }
         self._write()
-        self._point_latest()
+        if latest:
+            self._point_latest()
 
     def add(self, result: CellResult) -> None:
         with self._lock:

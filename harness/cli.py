@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true", help="an xpass counts as a failure")
     run.add_argument("--keep", action="store_true",
                      help="keep each cell's disk overlay (the guest's writes) in its folder")
+    run.add_argument("--interactive", action="store_true",
+                     help="with one cell: hand its console to you when it has its outcome, or "
+                          "at Ctrl-]; then Ctrl-] quits, Ctrl-\\ runs a QEMU monitor command")
     run.add_argument("--fresh-canary", action="store_true",
                      help="run the accelerator canaries even if a recent result is cached")
 
@@ -134,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     matrix_args(rp)
     rp.add_argument("--out", type=Path, metavar="DIR",
                     help="where the replay's run folder goes (default: reports/)")
+    rp.add_argument("--interactive", action="store_true",
+                    help="hand the console to you when the replay has its outcome, or at "
+                         "Ctrl-]; then Ctrl-] quits, Ctrl-\\ runs a QEMU monitor command")
 
     ne = sub.add_parser("needle", help="cut a needle (a screen region to match) out of a "
                                        "screenshot",
@@ -209,14 +215,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells = _cells(args, matrix, guests, args.retries)
     if not cells:
         raise UsageError("the selection has no cells (see `harness list`)")
+    if args.interactive and len(cells) != 1:
+        raise UsageError(f"--interactive needs exactly one cell; the selection has {len(cells)}"
+                         " (narrow it with --only)")
     out = args.out or args.matrix.parent / "reports"
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
-    progress = Progress()
+    progress = Progress(live=False) if args.interactive else Progress()
     options = RunOptions(
         out=out, cache=Cache(verify=args.verify_cache), jobs=args.jobs or matrix.jobs,
         strict=args.strict, offline=args.offline, canary_ttl=args.canary_ttl,
-        fresh_canary=args.fresh_canary, keep=args.keep,
+        fresh_canary=args.fresh_canary, keep=args.keep, interactive=args.interactive,
         meta={"matrix": str(args.matrix), "argv": sys.argv[1:]},
     )
     outcome = Scheduler(options, progress).run(cells)
@@ -362,6 +371,8 @@ def cmd_needle(args: argparse.Namespace) -> int:
 def cmd_repro(args: argparse.Namespace) -> int:
     if args.times < 1:
         raise UsageError("--times must be at least 1")
+    if args.interactive and args.times != 1:
+        raise UsageError("--interactive replays once (leave out --times)")
     source = args.source or args.matrix.parent / "reports" / "latest"
     try:
         recorded_run = load_results(source)
@@ -395,7 +406,8 @@ def cmd_repro(args: argparse.Namespace) -> int:
                          latest=False)  # reports/latest stays the run being reproduced
     results = []
     for n in range(1, args.times + 1):
-        result = run_cell(cell, images, run_store.folder / f"replay-{n}")
+        result = run_cell(cell, images, run_store.folder / f"replay-{n}",
+                          interactive=args.interactive)
         result.artifacts = {k: ([f"replay-{n}/{x}" for x in v] if isinstance(v, list)
                                 else f"replay-{n}/{v}") for k, v in result.artifacts.items()}
         run_store.add(result)

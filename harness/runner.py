@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,14 @@ from .backends.media import prepare as prepare_media
 from .backends.probe import qemu_info
 from .backends.process import SpawnError, VMProcess
 from .backends.qemu import LaunchError, QemuLaunch, build_launch
+from .backends.qmp import QMP
 from .console.matcher import Event
 from .console.session import Transcript, run_session
 from .console.tracker import BootTracker, Outcome
 from .console.watcher import ScreenWatcher
 from .images.cache import sha256_file
 from .images.store import ResolvedImage
+from .interact import hand_over, keys_while_booting
 from .model import Cell, CellResult, FailureSignature, Verdict
 from .repro import repro_script
 from .verdict import apply_expectation, decide, expectation_json, milestone_results, score
@@ -81,10 +84,13 @@ def run_cell(
     stop: threading.Event | None = None,
     on_event: EventHook | None = None,
     keep: bool = False,
+    interactive: bool = False,
 ) -> CellResult:
     """Boot `cell` (with retries) and return its result; artefacts in its folder.
 
-    `keep` leaves the disk overlays (the guest's writes) in the cell folder."""
+    `keep` leaves the disk overlays (the guest's writes) in the cell folder;
+    `interactive` hands the console to the user when the boot has its outcome
+    (or at Ctrl-]), see `interact`."""
     folder = run_dir / cell.folder
     folder.mkdir(parents=True, exist_ok=True)
     attempts: list[Attempt] = []
@@ -92,7 +98,7 @@ def run_cell(
         if n > 1:
             _keep_attempt(folder, n - 1)
         try:
-            attempt = _attempt(cell, images, folder, stop, on_event, keep)
+            attempt = _attempt(cell, images, folder, stop, on_event, keep, interactive)
         except Exception as exc:  # a harness bug: this cell is an error, the run goes on
             (folder / "harness-error.txt").write_text(traceback.format_exc())
             attempt = Attempt(None, Verdict.ERROR, f"harness error: {exc!r} (see "
@@ -163,7 +169,7 @@ def _keep_attempt(folder: Path, n: int) -> None:
 
 def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
              stop: threading.Event | None, on_event: EventHook | None,
-             keep: bool = False) -> Attempt:
+             keep: bool = False, interactive: bool = False) -> Attempt:
     sockdir = Path(tempfile.mkdtemp(prefix="gh-"))  # unix socket paths must stay short
     started = time.monotonic()
     try:
@@ -186,16 +192,31 @@ def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
             knowledge.backends()[cell.backend].failures, start=vm.started,
         )
         screen_log = screen = None
+        monitor: list[QMP] = []
+
+        def qmp() -> QMP:  # the monitor's connection: the watcher's, or one of its own
+            if screen is not None and screen.connected:
+                return screen.qmp
+            if not monitor:
+                monitor.append(QMP(sockdir / "qmp.sock"))
+                monitor[0].connect()
+            return monitor[0]
+
         try:
             if cell.guest.uses_screen:
                 screen_log = Transcript(folder, name="screen", raw=False)
                 screen = ScreenWatcher(sockdir / "qmp.sock", sockdir, folder, tracker, screen_log)
                 screen.connect()
-            outcome = run_session(
-                vm, tracker, transcript, stop,
-                (lambda ev: on_event(cell, ev)) if on_event else None, screen,
-            )
+            with keys_while_booting() if interactive else nullcontext(None) as pressed:
+                outcome = run_session(
+                    vm, tracker, transcript, stop,
+                    (lambda ev: on_event(cell, ev)) if on_event else None, screen, pressed,
+                )
+            if interactive:
+                hand_over(vm, transcript, vm.started, qmp)
         finally:
+            for client in monitor:
+                client.close()
             if screen is not None:
                 if screen.connected:
                     screen.save_final()

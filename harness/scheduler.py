@@ -40,6 +40,7 @@ class RunOptions:
     canary_ttl: float | None = None
     fresh_canary: bool = False
     keep: bool = False
+    interactive: bool = False
     meta: dict = field(default_factory=dict)
 
 
@@ -198,7 +199,7 @@ class Scheduler:
             return None
         self.progress.cell_started(cell)
         result = run_cell(cell, images, store.folder, self.stop, self.progress.cell_event,
-                          self.opts.keep)
+                          self.opts.keep, self.opts.interactive)
         self._finish(store, result)
         return result
 

@@ -81,8 +81,12 @@ def run_session(
     stop: threading.Event | None = None,
     on_event: Callable[[Event], None] | None = None,
     screen: ScreenWatcher | None = None,
+    escape: Callable[[], bool] | None = None,
 ) -> Outcome:
-    """Drive one boot to its outcome; the VM is still running when this returns."""
+    """Drive one boot to its outcome; the VM is still running when this returns.
+
+    `escape`, polled each tick, ends the boot early when it answers True (the
+    user asked for the console)."""
     stderr = vm.stderr_path.open("rb") if vm.stderr_path.exists() else None
 
     def handle(events: list[Event]) -> None:
@@ -127,6 +131,8 @@ def run_session(
             _drain_stderr(stderr, tracker, now)
             if stop is not None and stop.is_set():
                 tracker.interrupt(now, "interrupted")
+            elif escape is not None and escape():
+                tracker.interrupt(now, "interrupted: the user took the console")
             tracker.tick(now)
         outcome = tracker.outcome
         assert outcome is not None

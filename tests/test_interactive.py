@@ -1,0 +1,53 @@
+"""--interactive: the harness itself driven through pexpect, as a person would."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pexpect
+import pytest
+
+from .conftest import TEST_GUESTS, write
+from .test_hygiene import _is_qemu, descendants, gone_within
+
+pytestmark = pytest.mark.vm
+
+
+def test_the_console_is_handed_over_and_quit_with_the_escape_key(tmp_path, qemu):
+    m = write(tmp_path / "matrix.yaml", "guests: [test-interactive]\nbackends: [tcg]\n")
+    child = pexpect.spawn(sys.executable, ["-m", "harness", "run", "--matrix", str(m),
+                                           "--guests", str(TEST_GUESTS), "--interactive"],
+                          timeout=120, encoding="utf-8", codec_errors="replace",
+                          env={**os.environ, "TERM": "dumb"})
+    try:
+        child.expect(r"the console is yours\. Ctrl-\] quits")
+        qemus = [p for p in descendants(child.pid) if _is_qemu(p)]
+        assert qemus
+        time.sleep(0.5)
+        child.send("echo answer=$((6*7))\r")
+        child.expect("answer=42")
+        child.send("\x1c")  # the QEMU monitor
+        child.send("info status\r")
+        child.expect("VM status: running")
+        child.send("\x1d")  # Ctrl-]
+        child.expect("console closed; stopping the VM")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0  # the cell passed: its last milestone came before
+    assert gone_within(qemus, 5)
+    log = next((tmp_path / "reports/latest/cells/test-interactive").glob("*/console.log"))
+    text = log.read_text()
+    assert "answer=42" in text and "the user left the console" in text
+
+
+def test_interactive_needs_one_cell(tmp_path):
+    import subprocess
+
+    m = write(tmp_path / "matrix.yaml", "guests: [test-*]\nbackends: [tcg]\n")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--matrix", str(m),
+                           "--guests", str(TEST_GUESTS), "--interactive"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--interactive needs exactly one cell" in proc.stderr

@@ -29,10 +29,12 @@ from .plan import PlanError, expand, parse_shard
 from .progress import DownloadBar, Progress, summary_table
 from .repro import Replay
 from .results.store import RunStore, load_results
-from .runner import run_cell
+from .runner import for_gdb, free_port, run_cell
 from .scheduler import RunOptions, Scheduler
 
 EXIT_USAGE = 2
+GDB_HELP = ("start the VM paused with QEMU's gdb stub and print the gdb command to attach; "
+            "implies --interactive and lifts the deadlines")
 
 
 class UsageError(Exception):
@@ -90,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true", help="an xpass counts as a failure")
     run.add_argument("--keep", action="store_true",
                      help="keep each cell's disk overlay (the guest's writes) in its folder")
+    run.add_argument("--gdb", action="store_true",
+                     help=GDB_HELP)
     run.add_argument("--interactive", action="store_true",
                      help="with one cell: hand its console to you when it has its outcome, or "
                           "at Ctrl-]; then Ctrl-] quits, Ctrl-\\ runs a QEMU monitor command")
@@ -137,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     matrix_args(rp)
     rp.add_argument("--out", type=Path, metavar="DIR",
                     help="where the replay's run folder goes (default: reports/)")
+    rp.add_argument("--gdb", action="store_true",
+                    help=GDB_HELP)
+    rp.add_argument("--keep", action="store_true",
+                    help="keep the disk overlay (the guest's writes) and print its path")
     rp.add_argument("--interactive", action="store_true",
                     help="hand the console to you when the replay has its outcome, or at "
                          "Ctrl-]; then Ctrl-] quits, Ctrl-\\ runs a QEMU monitor command")
@@ -215,9 +223,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells = _cells(args, matrix, guests, args.retries)
     if not cells:
         raise UsageError("the selection has no cells (see `harness list`)")
+    args.interactive = args.interactive or args.gdb
     if args.interactive and len(cells) != 1:
-        raise UsageError(f"--interactive needs exactly one cell; the selection has {len(cells)}"
-                         " (narrow it with --only)")
+        raise UsageError(f"--interactive and --gdb need exactly one cell; the selection has "
+                         f"{len(cells)} (narrow it with --only)")
+    gdb_port = _gdb_setup(cells) if args.gdb else None
     out = args.out or args.matrix.parent / "reports"
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
@@ -226,11 +236,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=out, cache=Cache(verify=args.verify_cache), jobs=args.jobs or matrix.jobs,
         strict=args.strict, offline=args.offline, canary_ttl=args.canary_ttl,
         fresh_canary=args.fresh_canary, keep=args.keep, interactive=args.interactive,
+        gdb_port=gdb_port,
         meta={"matrix": str(args.matrix), "argv": sys.argv[1:]},
     )
     outcome = Scheduler(options, progress).run(cells)
     print(summary_table(outcome.results, colour=sys.stdout.isatty()))
     print(f"\nrun folder: {outcome.store.folder}")
+    if args.keep:
+        _print_overlays(outcome.store.folder)
     if outcome.interrupted:
         print("interrupted: the cells above finished; the rest did not run", file=sys.stderr)
     return outcome.exit_status(args.strict)
@@ -371,8 +384,9 @@ def cmd_needle(args: argparse.Namespace) -> int:
 def cmd_repro(args: argparse.Namespace) -> int:
     if args.times < 1:
         raise UsageError("--times must be at least 1")
+    args.interactive = args.interactive or args.gdb
     if args.interactive and args.times != 1:
-        raise UsageError("--interactive replays once (leave out --times)")
+        raise UsageError("--interactive and --gdb replay once (leave out --times)")
     source = args.source or args.matrix.parent / "reports" / "latest"
     try:
         recorded_run = load_results(source)
@@ -392,6 +406,11 @@ def cmd_repro(args: argparse.Namespace) -> int:
                     guests)
     cell.quirks = list(recorded.get("quirks", []))
     cell.retries = 0
+    gdb_port = None
+    if args.gdb:
+        cells = [cell]
+        gdb_port = _gdb_setup(cells)
+        cell = cells[0]
     store = ImageStore(Cache(), log=print)
     images = store.resolve_guest(cell.guest)
     changed = [f"{name}: recorded {rec['sha256']}, now {images[name].sha256}"
@@ -406,8 +425,8 @@ def cmd_repro(args: argparse.Namespace) -> int:
                          latest=False)  # reports/latest stays the run being reproduced
     results = []
     for n in range(1, args.times + 1):
-        result = run_cell(cell, images, run_store.folder / f"replay-{n}",
-                          interactive=args.interactive)
+        result = run_cell(cell, images, run_store.folder / f"replay-{n}", keep=args.keep,
+                          interactive=args.interactive, gdb_port=gdb_port)
         result.artifacts = {k: ([f"replay-{n}/{x}" for x in v] if isinstance(v, list)
                                 else f"replay-{n}/{v}") for k, v in result.artifacts.items()}
         run_store.add(result)
@@ -415,7 +434,23 @@ def cmd_repro(args: argparse.Namespace) -> int:
         print(f"replay {n}: {result.verdict}"
               + (f" ({result.reason})" if result.reason else ""))
     run_store.finish()
+    if args.keep:
+        _print_overlays(run_store.folder)
     replay = Replay(recorded, results)
     print(replay.summary())
     print(f"replays in {run_store.folder}")
     return 0 if all(replay.reproduced(r) for r in results) else 1
+
+
+def _gdb_setup(cells: list) -> int:
+    """A free port for the gdb stub, the deadlines lifted, and the command to attach."""
+    cells[:] = [for_gdb(c) for c in cells]
+    port = free_port()
+    print(f"the VM starts paused with its gdb stub on 127.0.0.1:{port}; attach with:\n"
+          f"  gdb -ex 'target remote 127.0.0.1:{port}'   (then `continue`)", file=sys.stderr)
+    return port
+
+
+def _print_overlays(folder: Path) -> None:
+    for overlay in sorted(folder.rglob("*.overlay.qcow2")):
+        print(f"kept overlay (the guest's writes): {overlay}")

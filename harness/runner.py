@@ -8,8 +8,10 @@ happens.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -33,7 +35,7 @@ from .console.watcher import ScreenWatcher
 from .images.cache import sha256_file
 from .images.store import ResolvedImage
 from .interact import hand_over, keys_while_booting
-from .model import Cell, CellResult, FailureSignature, Verdict
+from .model import Cell, CellResult, FailureSignature, Timeouts, Verdict
 from .repro import repro_script
 from .verdict import apply_expectation, decide, expectation_json, milestone_results, score
 
@@ -85,12 +87,14 @@ def run_cell(
     on_event: EventHook | None = None,
     keep: bool = False,
     interactive: bool = False,
+    gdb_port: int | None = None,
 ) -> CellResult:
     """Boot `cell` (with retries) and return its result; artefacts in its folder.
 
     `keep` leaves the disk overlays (the guest's writes) in the cell folder;
     `interactive` hands the console to the user when the boot has its outcome
-    (or at Ctrl-]), see `interact`."""
+    (or at Ctrl-]), see `interact`; `gdb_port` starts the VM paused with QEMU's
+    gdb stub on that port (see `for_gdb`)."""
     folder = run_dir / cell.folder
     folder.mkdir(parents=True, exist_ok=True)
     attempts: list[Attempt] = []
@@ -98,7 +102,7 @@ def run_cell(
         if n > 1:
             _keep_attempt(folder, n - 1)
         try:
-            attempt = _attempt(cell, images, folder, stop, on_event, keep, interactive)
+            attempt = _attempt(cell, images, folder, stop, on_event, keep, interactive, gdb_port)
         except Exception as exc:  # a harness bug: this cell is an error, the run goes on
             (folder / "harness-error.txt").write_text(traceback.format_exc())
             attempt = Attempt(None, Verdict.ERROR, f"harness error: {exc!r} (see "
@@ -142,6 +146,20 @@ def run_cell(
     return result
 
 
+def for_gdb(cell: Cell) -> Cell:
+    """The cell without deadlines: a VM paused for a debugger must not time out."""
+    never = float("inf")
+    guest = dataclasses.replace(cell.guest, milestones=[
+        dataclasses.replace(m, timeout=None) for m in cell.guest.milestones])
+    return dataclasses.replace(cell, guest=guest, timeouts=Timeouts(never, never), retries=0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _artifacts(cell: Cell, folder: Path) -> dict[str, object]:
     """What the cell left in its folder, relative to the run folder."""
     rel = cell.folder
@@ -169,7 +187,8 @@ def _keep_attempt(folder: Path, n: int) -> None:
 
 def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
              stop: threading.Event | None, on_event: EventHook | None,
-             keep: bool = False, interactive: bool = False) -> Attempt:
+             keep: bool = False, interactive: bool = False,
+             gdb_port: int | None = None) -> Attempt:
     sockdir = Path(tempfile.mkdtemp(prefix="gh-"))  # unix socket paths must stay short
     started = time.monotonic()
     try:
@@ -177,6 +196,9 @@ def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
         try:
             media = prepare_media(cell, {k: v.path for k, v in images.items()}, folder)
             launch = build_launch(cell, media, sockdir / "qmp.sock", vars_file)
+            if gdb_port is not None:  # paused at the first instruction, the stub listening
+                launch = dataclasses.replace(launch, argv=[
+                    *launch.argv, "-S", "-gdb", f"tcp:127.0.0.1:{gdb_port}"])
         except (LaunchError, MediaError) as exc:
             return Attempt(None, Verdict.ERROR, str(exc), [], 0.0)
         if launch.vars_template is not None and vars_file is not None:

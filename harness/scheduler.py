@@ -41,6 +41,7 @@ class RunOptions:
     fresh_canary: bool = False
     keep: bool = False
     interactive: bool = False
+    gdb_port: int | None = None
     meta: dict = field(default_factory=dict)
 
 
@@ -199,7 +200,7 @@ class Scheduler:
             return None
         self.progress.cell_started(cell)
         result = run_cell(cell, images, store.folder, self.stop, self.progress.cell_event,
-                          self.opts.keep, self.opts.interactive)
+                          self.opts.keep, self.opts.interactive, self.opts.gdb_port)
         self._finish(store, result)
         return result
 

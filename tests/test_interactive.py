@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -50,4 +51,36 @@ def test_interactive_needs_one_cell(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--matrix", str(m),
                            "--guests", str(TEST_GUESTS), "--interactive"],
                           capture_output=True, text=True)
-    assert proc.returncode == 2 and "--interactive needs exactly one cell" in proc.stderr
+    assert proc.returncode == 2 and "--interactive and --gdb need exactly one cell" in proc.stderr
+
+
+def test_gdb_starts_the_vm_paused_with_a_stub_to_attach_to(tmp_path, qemu):
+    import re
+    import socket
+
+    m = write(tmp_path / "matrix.yaml", "guests: [test-interactive]\nbackends: [tcg]\n")
+    child = pexpect.spawn(sys.executable, ["-m", "harness", "run", "--matrix", str(m),
+                                           "--guests", str(TEST_GUESTS), "--gdb"],
+                          timeout=120, encoding="utf-8", codec_errors="replace",
+                          env={**os.environ, "TERM": "dumb"})
+    try:
+        child.expect(r"gdb -ex 'target remote 127\.0\.0\.1:(\d+)'")
+        port = int(child.match.group(1))
+        time.sleep(3)  # paused: no deadline may end the cell meanwhile
+        qemus = [p for p in descendants(child.pid) if _is_qemu(p)]
+        assert qemus and any(b"-S" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+                             for p in qemus)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as gdb:
+            gdb.sendall(b"$?#3f")  # the remote protocol: why did you stop?
+            reply = b""
+            while not re.search(rb"\$[^#]*#..", reply):
+                reply += gdb.recv(4096)
+            assert re.search(rb"\$(T05|S05)", reply), reply  # stopped by a trap: paused
+            gdb.sendall(b"+$c#63")  # continue
+            child.expect(r"the console is yours")
+        child.send("\x1d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert gone_within(qemus, 5)

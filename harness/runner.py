@@ -9,6 +9,7 @@ happens.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import socket
@@ -56,10 +57,10 @@ class Attempt:
 ENV_PREFIXES = ("QEMU", "HARNESS_", "LIBVIRT", "TMPDIR")
 
 
-def _digest(path: Path, memo: dict[Path, str] = {}) -> str:  # noqa: B006 (a cache on purpose)
-    if path not in memo:
-        memo[path] = sha256_file(path)
-    return memo[path]
+@functools.cache
+def _digest(path: Path) -> str:
+    """A firmware file's digest, computed once per process."""
+    return sha256_file(path)
 
 
 def cell_failures(cell: Cell) -> list[FailureSignature]:

@@ -16,12 +16,17 @@ from .test_hygiene import _is_qemu, descendants, gone_within
 pytestmark = pytest.mark.vm
 
 
-def test_the_console_is_handed_over_and_quit_with_the_escape_key(tmp_path, qemu):
+def harness_on_a_terminal(tmp_path, flag: str) -> pexpect.spawn:
+    """`harness run` of the one-cell test-interactive matrix, on a pty of our own."""
     m = write(tmp_path / "matrix.yaml", "guests: [test-interactive]\nbackends: [tcg]\n")
-    child = pexpect.spawn(sys.executable, ["-m", "harness", "run", "--matrix", str(m),
-                                           "--guests", str(TEST_GUESTS), "--interactive"],
-                          timeout=120, encoding="utf-8", codec_errors="replace",
-                          env={**os.environ, "TERM": "dumb"})
+    return pexpect.spawn(sys.executable, ["-m", "harness", "run", "--matrix", str(m),
+                                          "--guests", str(TEST_GUESTS), flag],
+                         timeout=120, encoding="utf-8", codec_errors="replace",
+                         env={**os.environ, "TERM": "dumb"})
+
+
+def test_the_console_is_handed_over_and_quit_with_the_escape_key(tmp_path, qemu):
+    child = harness_on_a_terminal(tmp_path, "--interactive")
     try:
         child.expect(r"the console is yours\. Ctrl-\] quits")
         qemus = [p for p in descendants(child.pid) if _is_qemu(p)]
@@ -58,11 +63,7 @@ def test_gdb_starts_the_vm_paused_with_a_stub_to_attach_to(tmp_path, qemu):
     import re
     import socket
 
-    m = write(tmp_path / "matrix.yaml", "guests: [test-interactive]\nbackends: [tcg]\n")
-    child = pexpect.spawn(sys.executable, ["-m", "harness", "run", "--matrix", str(m),
-                                           "--guests", str(TEST_GUESTS), "--gdb"],
-                          timeout=120, encoding="utf-8", codec_errors="replace",
-                          env={**os.environ, "TERM": "dumb"})
+    child = harness_on_a_terminal(tmp_path, "--gdb")
     try:
         child.expect(r"gdb -ex 'target remote 127\.0\.0\.1:(\d+)'")
         port = int(child.match.group(1))

@@ -149,7 +149,8 @@ def static_probe(name: str, host: HostFacts | None = None) -> Probe:
     problem = _host_checks(b, host)
     if problem:
         return Probe(name, problem[0], problem[1], b.hardware, q.path, q.version)
-    reason = "static checks passed" if b.hardware else "software emulation needs no hardware"
+    reason = ("static checks passed; whether it runs guests is the canary's to say" if b.hardware
+              else "software emulation needs no hardware")
     return Probe(name, AVAILABLE, reason, b.hardware, q.path, q.version)
 
 

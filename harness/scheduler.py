@@ -103,7 +103,7 @@ class Scheduler:
         for backend, p in found.items():
             if not (p.usable and p.hardware):
                 continue
-            if not any(c.backend == backend and self._cell_blocker(c, p) is None for c in cells):
+            if not any(c.backend == backend and self.cell_blocker(c, p) is None for c in cells):
                 continue
             result = run_canary(self.opts.cache, self.images, backend, self.host,
                                 self.opts.canary_ttl, self.opts.fresh_canary, self._log)
@@ -113,7 +113,7 @@ class Scheduler:
             self._log(f"{backend}: {result.describe()}")
         return found
 
-    def _cell_blocker(self, cell: Cell, p: probes.Probe) -> str | None:
+    def cell_blocker(self, cell: Cell, p: probes.Probe) -> str | None:
         """Why `cell` cannot run on this host, before any image is fetched."""
         if not p.usable:
             return f"{cell.backend} {p.status}: {p.reason}"
@@ -175,7 +175,7 @@ class Scheduler:
         found = self.probe_backends(cells)
         ready = []
         for cell in cells:
-            why = cell.skip_reason or self._cell_blocker(cell, found[cell.backend])
+            why = cell.skip_reason or self.cell_blocker(cell, found[cell.backend])
             if why:
                 self._finish(store, skipped(cell, why))
             else:

@@ -28,9 +28,10 @@ from .model import Guest, Matrix
 from .plan import PlanError, expand, parse_shard
 from .progress import DownloadBar, Progress, summary_table
 from .repro import Replay
+from .results.merge import MergeError, merge
 from .results.store import RunStore, load_results
 from .runner import for_gdb, free_port, run_cell
-from .scheduler import RunOptions, Scheduler
+from .scheduler import ResumeError, RunOptions, Scheduler
 
 EXIT_USAGE = 2
 GDB_HELP = ("start the VM paused with QEMU's gdb stub and print the gdb command to attach; "
@@ -90,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retries", type=int, metavar="N",
                      help="re-run a failing cell up to N times (default: the matrix's)")
     run.add_argument("--strict", action="store_true", help="an xpass counts as a failure")
+    run.add_argument("--rerun-failures", type=int, default=0, metavar="N",
+                     help="re-run each failing cell N more times; a cell whose reruns disagree "
+                          "is marked flaky in results.json")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                     help="finish an interrupted run: keep its finished cells, run the rest "
+                          "into the same folder")
     run.add_argument("--keep", action="store_true",
                      help="keep each cell's disk overlay (the guest's writes) in its folder")
     run.add_argument("--gdb", action="store_true",
@@ -125,6 +132,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="check the cache only; say what is missing")
     fe.add_argument("--verify-cache", action="store_true",
                     help="re-hash cached files instead of trusting their size and mtime")
+
+    mg = sub.add_parser("merge", help="combine shard runs into one run folder",
+                        description="Combine the run folders of `harness run --shard K/N` (or "
+                                    "of several hosts) into one run: results.json, junit.xml "
+                                    "and every cell's artefacts.")
+    mg.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    mg.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+                    help="where the merged run folder goes (default: reports/)")
 
     rp = sub.add_parser("repro", help="re-run one recorded cell and say if it reproduced",
                         description="Re-run a cell of a recorded run through the harness with "
@@ -182,12 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(kill_all)
     try:
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
-                "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro}[args.command](args)
+                "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro,
+                "merge": cmd_merge}[args.command](args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return EXIT_USAGE
-    except (PlanError, UsageError) as exc:
+    except (PlanError, UsageError, ResumeError) as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -220,6 +236,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.retries is not None and args.retries < 0:
         raise UsageError("--retries must be 0 or more")
+    if args.rerun_failures < 0:
+        raise UsageError("--rerun-failures must be 0 or more")
+    if args.resume is not None and not (args.resume / "results.json").is_file():
+        raise UsageError(f"--resume {args.resume}: no results.json there")
     cells = _cells(args, matrix, guests, args.retries)
     if not cells:
         raise UsageError("the selection has no cells (see `harness list`)")
@@ -236,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=out, cache=Cache(verify=args.verify_cache), jobs=args.jobs or matrix.jobs,
         strict=args.strict, offline=args.offline, canary_ttl=args.canary_ttl,
         fresh_canary=args.fresh_canary, keep=args.keep, interactive=args.interactive,
-        gdb_port=gdb_port,
+        gdb_port=gdb_port, rerun_failures=args.rerun_failures, resume=args.resume,
         meta={"matrix": str(args.matrix), "argv": sys.argv[1:]},
     )
     outcome = Scheduler(options, progress).run(cells)
@@ -454,3 +474,13 @@ def _gdb_setup(cells: list) -> int:
 def _print_overlays(folder: Path) -> None:
     for overlay in sorted(folder.rglob("*.overlay.qcow2")):
         print(f"kept overlay (the guest's writes): {overlay}")
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    try:
+        store = merge(args.runs, args.out)
+    except MergeError as exc:
+        raise UsageError(str(exc)) from None
+    print(summary_table(store.cells, colour=sys.stdout.isatty()))
+    print(f"\nmerged {len(args.runs)} runs into {store.folder}")
+    return 1 if any(c.verdict.is_failure() for c in store.cells) else 0

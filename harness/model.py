@@ -221,6 +221,27 @@ class CellResult:
     vmm: dict[str, Any] = field(default_factory=dict)  # name, binary, version, accelerator
     firmware_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
     env: dict[str, str] = field(default_factory=dict)  # the environment that matters
+    reruns: list[str] = field(default_factory=list)  # verdicts of --rerun-failures runs
+    flaky: bool = False  # the reruns disagreed with the first verdict
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CellResult:
+        """A cell of a results.json, back as a CellResult (for resume and merge)."""
+        return cls(
+            cell_id=d["id"], guest=d["guest"], backend=d["backend"], firmware=d["firmware"],
+            verdict=Verdict(d["verdict"]), score=d.get("score", 0.0),
+            duration_s=d.get("duration_s", 0.0),
+            milestones=[MilestoneResult(m["name"], m["reached"], m.get("t"))
+                        for m in d.get("milestones", [])],
+            failure=d.get("failure"), reason=d.get("reason"),
+            underlying=Verdict(d["underlying"]) if d.get("underlying") else None,
+            expect=d.get("expect"), quirks=list(d.get("quirks", [])),
+            attempts=d.get("attempts", 0), command=list(d.get("command", [])),
+            images=d.get("images", {}), artifacts=d.get("artifacts", {}),
+            warnings=d.get("warnings", []), vmm=d.get("vmm", {}),
+            firmware_files=d.get("firmware_files", {}), env=d.get("env", {}),
+            reruns=list(d.get("reruns", [])), flaky=bool(d.get("flaky", False)),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -245,4 +266,6 @@ class CellResult:
             "vmm": self.vmm,
             "firmware_files": self.firmware_files,
             "env": self.env,
+            "reruns": self.reruns,
+            "flaky": self.flaky,
         }

@@ -10,6 +10,7 @@ keeps what finished and marks the run interrupted.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -19,15 +20,14 @@ from pathlib import Path
 from .backends import probe as probes
 from .backends.canary import run_canary
 from .backends.qemu import LaunchError, find_uefi
+from .dispatch import CELL_OVERHEAD_MB, Slots, history, longest_first
 from .images.cache import Cache
 from .images.store import ImageError, ImageStore, ResolvedImage
 from .model import Cell, CellResult, Verdict
 from .progress import Progress
 from .results.junit import write_junit
-from .results.store import RunStore
+from .results.store import RunStore, load_results
 from .runner import run_cell, skipped
-
-CELL_OVERHEAD_MB = 200  # QEMU's own memory beside the guest's
 
 
 @dataclass
@@ -42,6 +42,8 @@ class RunOptions:
     keep: bool = False
     interactive: bool = False
     gdb_port: int | None = None
+    rerun_failures: int = 0
+    resume: Path | None = None
     meta: dict = field(default_factory=dict)
 
 
@@ -151,7 +153,11 @@ class Scheduler:
         host = self.host.to_json()
         binary = probes.host_binary(self.host)
         host["qemu"] = probes.qemu_info(binary).version if binary else None
-        store = RunStore(self.opts.out, host, meta=self.opts.meta)
+        known = history(self.opts.out)  # before this run becomes reports/latest
+        if self.opts.resume is not None:
+            store, cells = self._reopen(self.opts.resume, cells)
+        else:
+            store = RunStore(self.opts.out, host, meta=self.opts.meta)
         self.progress.start(len(cells))
         self._log(f"run {store.run_id}: {len(cells)} cells -> {store.folder}")
         interrupted = False
@@ -160,7 +166,7 @@ class Scheduler:
             jobs = self.opts.jobs or auto_jobs([c for c, _ in runnable])
             if runnable:
                 self._log(f"booting {len(runnable)} cells, {jobs} at a time")
-            interrupted = self._boot_all(runnable, store, jobs)
+            interrupted = self._boot_all(runnable, store, jobs, known)
         except KeyboardInterrupt:
             interrupted = True
             self.stop.set()
@@ -169,6 +175,20 @@ class Scheduler:
             write_junit(store.folder / "junit.xml", store.run_id, store.cells, store.folder)
             self.progress.close()
         return RunOutcome(store, list(store.cells), interrupted)
+
+    def _reopen(self, folder: Path, cells: Sequence[Cell]) -> tuple[RunStore, list[Cell]]:
+        """--resume: keep the cells a run finished; what is left of `cells` runs now."""
+        try:
+            recorded = load_results(folder)
+        except (OSError, ValueError) as exc:
+            raise ResumeError(f"cannot resume {folder}: {exc}") from None
+        wanted = {c.id for c in cells}
+        keep = [CellResult.from_json(c) for c in recorded["cells"]
+                if c["id"] in wanted and not (c["verdict"] == "error"
+                                              and (c.get("reason") or "").startswith("interr"))]
+        done = {r.cell_id for r in keep}
+        self._log(f"resuming {folder}: {len(done)} cells kept, {len(wanted - done)} to run")
+        return RunStore.reopen(folder, keep), [c for c in cells if c.id not in done]
 
     def _prepare(self, cells: Sequence[Cell],
                  store: RunStore) -> list[tuple[Cell, dict[str, ResolvedImage]]]:
@@ -199,30 +219,52 @@ class Scheduler:
         if self.stop.is_set():
             return None
         self.progress.cell_started(cell)
-        result = run_cell(cell, images, store.folder, self.stop, self.progress.cell_event,
-                          self.opts.keep, self.opts.interactive, self.opts.gdb_port)
+        boot = functools.partial(run_cell, cell, images, stop=self.stop,
+                                 on_event=self.progress.cell_event, keep=self.opts.keep,
+                                 interactive=self.opts.interactive,
+                                 gdb_port=self.opts.gdb_port)
+        result = boot(store.folder)
+        if result.verdict is Verdict.ERROR and not self.stop.is_set() and result.attempts:
+            # the harness or the host failed, not the guest: one more try
+            self._log(f"  {cell.id}: error ({result.reason}); trying once more")
+            result = boot(store.folder)
+        if result.verdict.is_failure() and self.opts.rerun_failures:
+            for n in range(1, self.opts.rerun_failures + 1):
+                if self.stop.is_set():
+                    break
+                again = boot(store.folder / "reruns" / str(n))
+                result.reruns.append(str(again.verdict))
+            result.flaky = any(v != str(result.verdict) for v in result.reruns)
         self._finish(store, result)
         return result
 
     def _boot_all(self, runnable: list[tuple[Cell, dict[str, ResolvedImage]]],
-                  store: RunStore, jobs: int) -> bool:
+                  store: RunStore, jobs: int, known: dict[str, float]) -> bool:
         if not runnable:
             return False
+        images = {c.id: imgs for c, imgs in runnable}
+        pending = longest_first([c for c, _ in runnable], known)
+        slots = Slots(os.cpu_count() or 1, available_memory_mb() or 1 << 20, jobs)
         pool = cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="cell")
-        futures = [pool.submit(self._boot_one, c, imgs, store) for c, imgs in runnable]
+        running: dict[cf.Future, Cell] = {}
         try:
-            pending = set(futures)
-            while pending:
-                _, pending = cf.wait(pending, timeout=0.5)
-            for f in futures:
-                f.result()  # re-raise a harness bug instead of hiding it
+            while pending or running:
+                for cell in slots.startable(pending):
+                    running[pool.submit(self._boot_one, cell, images[cell.id], store)] = cell
+                done, _ = cf.wait(running, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    slots.give_back(running.pop(future))
+                    future.result()  # re-raise a harness bug instead of hiding it
             return False
         except KeyboardInterrupt:
             self.stop.set()
-            self._log("interrupted: stopping the running VMs (finished cells are kept)")
-            for f in futures:
-                f.cancel()
-            cf.wait(futures, timeout=30)
+            self._log("interrupted: stopping the running VMs (finished cells are kept; "
+                      f"`harness run --resume {store.folder}` runs the rest)")
+            cf.wait(running, timeout=30)
             return True
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ResumeError(Exception):
+    """A run folder that cannot be resumed."""

@@ -54,6 +54,20 @@ class RunStore:
         if latest:
             self._point_latest()
 
+    @classmethod
+    def reopen(cls, folder: Path, keep: list[CellResult]) -> RunStore:
+        """An existing run folder, to finish (`--resume`): `keep` are the cells that stay."""
+        store = cls.__new__(cls)
+        store.out, store.folder = folder.parent, folder
+        store.data = load_results(folder)
+        store.run_id = store.data["run_id"]
+        store._lock = threading.Lock()
+        store.cells = list(keep)
+        store.data.pop("interrupted", None)
+        store.data.setdefault("resumed", []).append(_iso(dt.datetime.now(dt.UTC)))
+        store._write()
+        return store
+
     def add(self, result: CellResult) -> None:
         with self._lock:
             self.cells.append(result)

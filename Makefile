@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python benchmarks/cache_hit.py
 	$(BIN)/python benchmarks/download.py
 	$(BIN)/python benchmarks/screen.py
+	$(BIN)/python benchmarks/scheduling.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

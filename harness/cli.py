@@ -11,6 +11,7 @@ import atexit
 import dataclasses
 import fnmatch
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from . import __version__, knowledge
 from .backends import probe as probes
 from .backends.canary import cached, canary_ttl, run_canary
 from .backends.process import kill_all
+from .cluster import ClusterError, serve, usable_backends
 from .config import ConfigError, load_guests, load_matrix
 from .console.screen import cut_needle
 from .images.cache import Cache
@@ -94,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun-failures", type=int, default=0, metavar="N",
                      help="re-run each failing cell N more times; a cell whose reruns disagree "
                           "is marked flaky in results.json")
+    run.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                     help="run the cells on the workers of this Dask scheduler (each cell "
+                          "where its backend is; needs guest-harness[cluster])")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR",
                      help="finish an interrupted run: keep its finished cells, run the rest "
                           "into the same folder")
@@ -132,6 +137,18 @@ def _parser() -> argparse.ArgumentParser:
                     help="check the cache only; say what is missing")
     fe.add_argument("--verify-cache", action="store_true",
                     help="re-hash cached files instead of trusting their size and mtime")
+
+    wk = sub.add_parser("worker", help="serve cells to a Dask cluster from this host",
+                        description="Probe this host (static checks and canaries) and join "
+                                    "the Dask scheduler with one resource per usable backend "
+                                    "(backend-kvm=N, ...). Needs guest-harness[cluster].")
+    wk.add_argument("--scheduler", required=True, metavar="tcp://HOST:PORT")
+    wk.add_argument("--slots", type=int, metavar="N",
+                    help="cells at once (default: this host's cores)")
+    wk.add_argument("--name", help="the worker's name (default: Dask's)")
+    wk.add_argument("--advertise", metavar="B1,B2",
+                    help="offer these backends without probing (for tests, or a host whose "
+                         "probing is known)")
 
     mg = sub.add_parser("merge", help="combine shard runs into one run folder",
                         description="Combine the run folders of `harness run --shard K/N` (or "
@@ -198,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
                 "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro,
-                "merge": cmd_merge}[args.command](args)
+                "merge": cmd_merge, "worker": cmd_worker}[args.command](args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return EXIT_USAGE
-    except (PlanError, UsageError, ResumeError) as exc:
+    except (PlanError, UsageError, ResumeError, ClusterError) as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -257,6 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         strict=args.strict, offline=args.offline, canary_ttl=args.canary_ttl,
         fresh_canary=args.fresh_canary, keep=args.keep, interactive=args.interactive,
         gdb_port=gdb_port, rerun_failures=args.rerun_failures, resume=args.resume,
+        cluster=args.cluster,
         meta={"matrix": str(args.matrix), "argv": sys.argv[1:]},
     )
     outcome = Scheduler(options, progress).run(cells)
@@ -484,3 +502,23 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(summary_table(store.cells, colour=sys.stdout.isatty()))
     print(f"\nmerged {len(args.runs)} runs into {store.folder}")
     return 1 if any(c.verdict.is_failure() for c in store.cells) else 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    slots = args.slots or os.cpu_count() or 1
+    if slots < 1:
+        raise UsageError("--slots must be at least 1")
+    if args.advertise:
+        backends = [b.strip() for b in args.advertise.split(",") if b.strip()]
+        unknown = [b for b in backends if b not in knowledge.backends()]
+        if unknown:
+            raise UsageError(f"--advertise {unknown[0]!r}: unknown backend")
+    else:
+        backends = usable_backends(log=lambda m: print(m, file=sys.stderr))
+    if not backends:
+        raise UsageError("this host runs no backend; nothing to offer")
+    print(f"joining {args.scheduler} with {', '.join(f'backend-{b}={slots}' for b in backends)}",
+          file=sys.stderr)
+    signal.signal(signal.SIGTERM, _terminate)
+    serve(args.scheduler, backends, slots, args.name)
+    return 0

@@ -223,6 +223,7 @@ class CellResult:
     env: dict[str, str] = field(default_factory=dict)  # the environment that matters
     reruns: list[str] = field(default_factory=list)  # verdicts of --rerun-failures runs
     flaky: bool = False  # the reruns disagreed with the first verdict
+    worker: str | None = None  # the cluster worker's host that ran it (--cluster)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellResult:
@@ -241,6 +242,7 @@ class CellResult:
             warnings=d.get("warnings", []), vmm=d.get("vmm", {}),
             firmware_files=d.get("firmware_files", {}), env=d.get("env", {}),
             reruns=list(d.get("reruns", [])), flaky=bool(d.get("flaky", False)),
+            worker=d.get("worker"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -268,4 +270,5 @@ class CellResult:
             "env": self.env,
             "reruns": self.reruns,
             "flaky": self.flaky,
+            "worker": self.worker,
         }

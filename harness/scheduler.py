@@ -20,6 +20,7 @@ from pathlib import Path
 from .backends import probe as probes
 from .backends.canary import run_canary
 from .backends.qemu import LaunchError, find_uefi
+from .cluster import run_on_cluster
 from .dispatch import CELL_OVERHEAD_MB, Slots, history, longest_first
 from .images.cache import Cache
 from .images.store import ImageError, ImageStore, ResolvedImage
@@ -44,6 +45,7 @@ class RunOptions:
     gdb_port: int | None = None
     rerun_failures: int = 0
     resume: Path | None = None
+    cluster: str | None = None  # a Dask scheduler address
     meta: dict = field(default_factory=dict)
 
 
@@ -162,6 +164,11 @@ class Scheduler:
         self._log(f"run {store.run_id}: {len(cells)} cells -> {store.folder}")
         interrupted = False
         try:
+            if self.opts.cluster:
+                self._log(f"submitting to the Dask cluster at {self.opts.cluster}")
+                run_on_cluster(self.opts.cluster, cells, store, self.progress.cell_finished,
+                               self.stop.is_set)
+                return RunOutcome(store, list(store.cells), False)
             runnable = self._prepare(cells, store)
             jobs = self.opts.jobs or auto_jobs([c for c, _ in runnable])
             if runnable:

@@ -38,3 +38,17 @@ def test_cells_become_items_with_skips_xfails_and_console_tails(tmp_path, qemu):
                            "--harness-matrix", "matrix.yaml", "--harness-only", "*/tcg/*"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "1 xfailed" in proc.stdout, proc.stdout
+
+
+def test_with_pytest_xdist(tmp_path, qemu):
+    pytest.importorskip("xdist")
+    guests = tmp_path / "guests"
+    guests.mkdir()
+    shutil.copy(GUESTS / "linux-busybox-x86_64.yaml", guests)
+    write(tmp_path / "matrix.yaml", "guests: ['*']\nbackends: [tcg, nvmm, whpx]\n"
+                                    "firmware: [bios, uefi]\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                           "--harness-matrix", "matrix.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    assert "2 passed, 4 skipped" in proc.stdout

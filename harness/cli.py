@@ -20,6 +20,7 @@ from . import __version__, knowledge
 from .backends import probe as probes
 from .backends.canary import cached, canary_ttl, run_canary
 from .backends.process import kill_all
+from .bisect import Bisector
 from .cluster import ClusterError, serve, usable_backends
 from .config import ConfigError, load_guests, load_matrix
 from .console.screen import cut_needle
@@ -31,7 +32,7 @@ from .plan import PlanError, expand, parse_shard
 from .progress import DownloadBar, Progress, summary_table
 from .repro import Replay
 from .results.merge import MergeError, merge
-from .results.store import RunStore, load_results
+from .results.store import RunStore, load_results, new_run_id
 from .runner import for_gdb, free_port, run_cell
 from .scheduler import ResumeError, RunOptions, Scheduler
 
@@ -150,6 +151,19 @@ def _parser() -> argparse.ArgumentParser:
                     help="offer these backends without probing (for tests, or a host whose "
                          "probing is known)")
 
+    bq = sub.add_parser("bisect-quirks", help="find the quirks a failing cell needs",
+                        description="Boot the cell with candidate quirks, all at once and then "
+                                    "fewer (delta debugging), and report the minimal set that "
+                                    "reaches the most milestones. Every trial is kept.")
+    bq.add_argument("cell", metavar="CELL", help="a cell id of the matrix (guest/backend/fw)")
+    matrix_args(bq)
+    bq.add_argument("--candidates", metavar="Q1,Q2",
+                    help="quirks to try (default: the library's and the guest's own)")
+    bq.add_argument("--max-runs", type=int, default=20, metavar="N",
+                    help="at most N boots (default 20)")
+    bq.add_argument("--out", type=Path, metavar="DIR",
+                    help="where the trials go (default: reports/ next to the matrix)")
+
     mg = sub.add_parser("merge", help="combine shard runs into one run folder",
                         description="Combine the run folders of `harness run --shard K/N` (or "
                                     "of several hosts) into one run: results.json, junit.xml "
@@ -215,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
                 "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro,
-                "merge": cmd_merge, "worker": cmd_worker}[args.command](args)
+                "merge": cmd_merge, "worker": cmd_worker,
+                "bisect-quirks": cmd_bisect}[args.command](args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -521,4 +536,44 @@ def cmd_worker(args: argparse.Namespace) -> int:
           file=sys.stderr)
     signal.signal(signal.SIGTERM, _terminate)
     serve(args.scheduler, backends, slots, args.name)
+    return 0
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    matrix, guests = _load(args)
+    cells = expand(matrix, guests, only=[args.cell])
+    if len(cells) != 1:
+        raise UsageError(f"{args.cell!r} names {len(cells)} cells; give one cell id")
+    cell = cells[0]
+    library = {**knowledge.quirks(), **cell.guest.quirk_defs}
+    if args.candidates:
+        candidates = [q.strip() for q in args.candidates.split(",") if q.strip()]
+        unknown = [q for q in candidates if q not in library]
+        if unknown:
+            raise UsageError(f"unknown quirk {unknown[0]!r} (known: {', '.join(sorted(library))})")
+    else:
+        candidates = [q for q in library if q not in cell.quirks]
+    if args.max_runs < 2:
+        raise UsageError("--max-runs must be at least 2")
+    images = ImageStore(Cache(), log=print).resolve_guest(cell.guest)
+    out = (args.out or args.matrix.parent / "reports") / f"bisect-{new_run_id()}"
+    print(f"bisecting {cell.id} over {len(candidates)} candidate quirks "
+          f"(at most {args.max_runs} boots) -> {out}")
+    bisector = Bisector(cell, images, out, args.max_runs)
+    base, found = bisector.run(candidates)
+    summary = {"cell": cell.id, "candidates": candidates,
+               "baseline": {"verdict": str(base.result.verdict), "milestones": base.reached[0]},
+               "trials": [{"quirks": list(t.quirks), "verdict": str(t.result.verdict),
+                           "milestones": t.reached[0], "score": t.result.score}
+                          for t in bisector.trials.values()],
+               "minimal": list(found.quirks) if found else None}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bisect.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if found is None:
+        print(f"no candidate quirk gets {cell.id} further than without "
+              f"({base.reached[0]} milestones, {base.result.verdict})")
+        return 1
+    print(f"minimal quirks for {cell.id}: {', '.join(found.quirks)} -> {found.result.verdict}, "
+          f"{found.reached[0]} milestones (without: {base.result.verdict}, "
+          f"{base.reached[0]}); {len(bisector.trials)} boots")
     return 0

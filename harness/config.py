@@ -25,6 +25,7 @@ from .model import (
     Matrix,
     Milestone,
     Needle,
+    Quirk,
     Still,
     Timeouts,
 )
@@ -57,7 +58,7 @@ BOOT_KINDS = ("kernel", "cdrom", "disk", "floppy")
 GUEST_KEYS = (
     "id", "name", "os", "arch", "images", "boot", "firmware", "memory", "vcpus",
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
-    "timeouts", "notes",
+    "timeouts", "notes", "quirk_defs",
 )
 
 
@@ -73,6 +74,7 @@ def load_guest(path: Path) -> Guest:
     boot = _boot(c, m, images)
     firmware = m.str_list("firmware", _one_of(*knowledge.FIRMWARES)) or ["bios"]
     console = m.get("console", _one_of(*CONSOLES), "serial")
+    quirk_defs = _quirk_defs(c, m)
     milestones = _milestones(c, m, path.parent, console)
     failures = _failures(c, m, "failures")
     timeouts = _timeouts(m.sub("timeouts"))
@@ -91,7 +93,8 @@ def load_guest(path: Path) -> Guest:
         milestones=milestones,
         failures=failures,
         builtin_failures=m.get("builtin_failures", _bool, True),
-        quirks=_quirks(c, m),
+        quirks=_quirks(c, m, quirk_defs),
+        quirk_defs=quirk_defs,
         expect=_expectations(c, m, with_guest=False),
         timeouts=timeouts,
         source=path,
@@ -249,11 +252,32 @@ def _failures(c: _Checker, m: _Map, key: str) -> list[FailureSignature]:
     return out
 
 
-def _quirks(c: _Checker, m: _Map) -> dict[str, list[str]]:
+def _quirk_defs(c: _Checker, m: _Map) -> dict[str, Quirk]:
+    """A guest's own quirks, in the form of the library (data/quirks.yaml)."""
+    sub = m.sub("quirk_defs")
+    out: dict[str, Quirk] = {}
+    if sub is None:
+        return out
+    for name in sub.data:
+        q = sub.sub(str(name))
+        if q is None:
+            continue
+        q.keys(Quirk.KEYS)
+        for key in ("append", "cpu_flags", "qemu_args"):
+            q.str_list(key)
+        for key in ("accel_opts", "machine_opts"):
+            q.sub(key)
+        for key in ("cpu", "machine", "description"):
+            q.get(key, _str)
+        out[str(name)] = Quirk.from_dict(str(name), q.data)
+    return out
+
+
+def _quirks(c: _Checker, m: _Map, defs: dict[str, Quirk]) -> dict[str, list[str]]:
     sub = m.sub("quirks")
     if sub is None:
         return {}
-    known = knowledge.quirks()
+    known = {**knowledge.quirks(), **defs}
     out: dict[str, list[str]] = {}
     for backend in sub.data:
         if backend not in knowledge.backends():

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .model import FailureSignature
+from .model import FailureSignature, Quirk
 
 
 def _table(name: str) -> dict[str, Any]:
@@ -51,19 +51,6 @@ class ArchInfo:
     machine: dict[str, str]
     firmware: dict[str, dict[str, Any]]
     cpu: str | None = None
-
-
-@dataclass(frozen=True)
-class Quirk:
-    name: str
-    description: str
-    append: tuple[str, ...] = ()
-    accel_opts: dict[str, str] = field(default_factory=dict)
-    cpu: str | None = None
-    cpu_flags: tuple[str, ...] = ()
-    machine: str | None = None
-    machine_opts: dict[str, str] = field(default_factory=dict)
-    qemu_args: tuple[str, ...] = ()
 
 
 def _signatures(items: list[dict[str, Any]]) -> tuple[FailureSignature, ...]:
@@ -120,20 +107,7 @@ def arches() -> dict[str, ArchInfo]:
 
 @functools.cache
 def quirks() -> dict[str, Quirk]:
-    return {
-        name: Quirk(
-            name=name,
-            description=d.get("description", ""),
-            append=tuple(d.get("append", ())),
-            accel_opts=_strs(d.get("accel_opts")),
-            cpu=d.get("cpu"),
-            cpu_flags=tuple(d.get("cpu_flags", ())),
-            machine=d.get("machine"),
-            machine_opts=_strs(d.get("machine_opts")),
-            qemu_args=tuple(d.get("qemu_args", ())),
-        )
-        for name, d in _table("quirks.yaml").items()
-    }
+    return {name: Quirk.from_dict(name, d) for name, d in _table("quirks.yaml").items()}
 
 
 @functools.cache

@@ -76,6 +76,36 @@ class FailureSignature:
 
 
 @dataclass(frozen=True)
+class Quirk:
+    """A named workaround: what it adds to the kernel command line and to QEMU's."""
+
+    name: str
+    description: str
+    append: tuple[str, ...] = ()
+    accel_opts: dict[str, str] = field(default_factory=dict)
+    cpu: str | None = None
+    cpu_flags: tuple[str, ...] = ()
+    machine: str | None = None
+    machine_opts: dict[str, str] = field(default_factory=dict)
+    qemu_args: tuple[str, ...] = ()
+
+    KEYS = ("description", "append", "accel_opts", "cpu", "cpu_flags", "machine",
+            "machine_opts", "qemu_args")
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> Quirk:
+        def strs(m: Any) -> dict[str, str]:
+            return {str(k): str(v) for k, v in (m or {}).items()}
+
+        return cls(name=name, description=str(d.get("description", "")),
+                   append=tuple(str(x) for x in d.get("append", ())),
+                   accel_opts=strs(d.get("accel_opts")), cpu=d.get("cpu"),
+                   cpu_flags=tuple(str(x) for x in d.get("cpu_flags", ())),
+                   machine=d.get("machine"), machine_opts=strs(d.get("machine_opts")),
+                   qemu_args=tuple(str(x) for x in d.get("qemu_args", ())))
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """One named artefact of a guest; exactly one source kind."""
 
@@ -127,6 +157,7 @@ class Guest:
     failures: list[FailureSignature]
     builtin_failures: bool = True
     quirks: dict[str, list[str]] = field(default_factory=dict)
+    quirk_defs: dict[str, Quirk] = field(default_factory=dict)  # the guest's own quirks
     expect: list[Expectation] = field(default_factory=list)
     timeouts: Timeouts | None = None  # None: the matrix defaults apply
     memory_set: bool = True  # False: the matrix default memory applies

@@ -55,7 +55,8 @@ def build_launch(
     guest = cell.guest
     arch = knowledge.arches()[guest.arch]
     backend = knowledge.backends()[cell.backend]
-    quirks = [knowledge.quirks()[q] for q in cell.quirks]
+    library = {**knowledge.quirks(), **guest.quirk_defs}
+    quirks = [library[q] for q in cell.quirks]
 
     machine = arch.machine.get(cell.firmware) or arch.machine.get("bios", "pc")
     machine_opts: dict[str, str] = {}

@@ -5,6 +5,8 @@
 #   hang (print, then sleep forever) | shell (a shell on the console)
 #   reboot-early (reboot before the marker) | marks (a numbered line on tty0
 #   and the console once a second, for screen latency measurements)
+# and `harness.require=WORD` withholds the marker unless WORD is on the
+# command line too (a guest that needs a quirk).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s
@@ -12,11 +14,19 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /tmp
-mode=poweroff
+mode=poweroff need=""
 for word in $(cat /proc/cmdline); do
-  case "$word" in harness.mode=*) mode="${word#harness.mode=}" ;; esac
+  case "$word" in
+    harness.mode=*) mode="${word#harness.mode=}" ;;
+    harness.require=*) need="${word#harness.require=}" ;;
+  esac
 done
 [ "$mode" = reboot-early ] && reboot -f
+if [ -n "$need" ]; then  # the marker only with this word on the command line (quirk tests)
+  found=""
+  for word in $(cat /proc/cmdline); do [ "$word" = "$need" ] && found=1; done
+  [ -z "$found" ] && { echo "HARNESS-MISSING $need"; poweroff -f; }
+fi
 echo "HARNESS-READY arch=$(uname -m) kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) mode=$mode"
 failed=0
 check() {

@@ -255,6 +255,8 @@ class CellResult:
     reruns: list[str] = field(default_factory=list)  # verdicts of --rerun-failures runs
     flaky: bool = False  # the reruns disagreed with the first verdict
     worker: str | None = None  # the cluster worker's host that ran it (--cluster)
+    speed: dict[str, Any] | None = None  # time to the last common milestone vs the fastest
+    divergence: dict[str, Any] | None = None  # where it parted from a passing backend
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellResult:
@@ -273,7 +275,7 @@ class CellResult:
             warnings=d.get("warnings", []), vmm=d.get("vmm", {}),
             firmware_files=d.get("firmware_files", {}), env=d.get("env", {}),
             reruns=list(d.get("reruns", [])), flaky=bool(d.get("flaky", False)),
-            worker=d.get("worker"),
+            worker=d.get("worker"), speed=d.get("speed"), divergence=d.get("divergence"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -302,4 +304,6 @@ class CellResult:
             "reruns": self.reruns,
             "flaky": self.flaky,
             "worker": self.worker,
+            "speed": self.speed,
+            "divergence": self.divergence,
         }

@@ -128,21 +128,29 @@ def _brief(r: CellResult) -> str:
 
 def summary_table(results: list[CellResult], colour: bool = False) -> str:
     """A fixed-width table of every cell, and totals per verdict."""
-    rows = [("cell", "verdict", "score", "last milestone", "reason")]
+    rows = [("cell", "verdict", "score", "last milestone", "speed", "reason")]
     for r in sorted(results, key=lambda r: r.cell_id):
         reached = [m for m in r.milestones if m.reached]
         last = f"{reached[-1].name} {reached[-1].t:.1f}s" if reached else "-"
         score = "-" if r.verdict is Verdict.SKIP else f"{r.score:.2f}"
+        speed = f"{r.speed['ratio']:.2f}x" if r.speed and r.speed.get("ratio") else "-"
         reason = (r.reason or "")[:160]
-        rows.append((r.cell_id, str(r.verdict), score, last, reason))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((r.cell_id, str(r.verdict), score, last, speed, reason))
+    n = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(n)]
     lines = []
     for row in rows:
-        cells = [row[i].ljust(widths[i]) for i in range(4)]
+        cells = [row[i].ljust(widths[i]) for i in range(n)]
         if colour and row is not rows[0]:
             v = Verdict(row[1])
             cells[1] = f"\x1b[{_COLOURS.get(v, '0')}m{cells[1]}\x1b[0m"
-        lines.append("  ".join([*cells, row[4]]).rstrip())
+        lines.append("  ".join([*cells, row[n]]).rstrip())
+    for r in sorted(results, key=lambda r: r.cell_id):
+        d = r.divergence
+        if d and d.get("line"):
+            lines.append(f"{r.cell_id} parts from {d['from']} after "
+                         f"{d['last_common_milestone'] or 'the start'!r}, console line "
+                         f"{d['line']}: expected {d['expected']!r}, got {d['got']!r}")
     counts: dict[str, int] = {}
     for r in results:
         counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1

@@ -26,6 +26,7 @@ from .images.cache import Cache
 from .images.store import ImageError, ImageStore, ResolvedImage
 from .model import Cell, CellResult, Verdict
 from .progress import Progress
+from .results.compare import add_divergence, add_speed
 from .results.junit import write_junit
 from .results.store import RunStore, load_results
 from .runner import run_cell, skipped
@@ -178,6 +179,8 @@ class Scheduler:
             interrupted = True
             self.stop.set()
         finally:
+            add_speed(store.cells)
+            add_divergence(store.cells, store.folder)
             store.finish(interrupted)
             write_junit(store.folder / "junit.xml", store.run_id, store.cells, store.folder)
             self.progress.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 from harness.config import load_guests, load_matrix
 from harness.images.cache import Cache
 from harness.plan import expand
-from harness.progress import Progress
+from harness.progress import Progress, Silent
 from harness.scheduler import RunOptions, Scheduler
 
 FAKE_QEMU = r"""#!/bin/sh
@@ -49,17 +49,6 @@ milestones:
   - {{name: done, pattern: 'BENCH-DONE'}}
 timeouts: {{total: 60, stall: 30}}
 """
-
-
-class _Quiet:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 def main() -> None:
@@ -89,7 +78,7 @@ def main() -> None:
             options = RunOptions(out=root / "reports", cache=Cache(root / "cache"),
                                  jobs=args.slots)
             t = time.monotonic()
-            outcome = Scheduler(options, Progress(stream=_Quiet(), live=False)).run(cells)
+            outcome = Scheduler(options, Progress(stream=Silent(), live=False)).run(cells)
             makespan = time.monotonic() - t
             assert all(str(r.verdict) == "pass" for r in outcome.results)
             print(f"{label:<30} makespan {makespan:6.2f} s, ideal bound {bound:6.2f} s "

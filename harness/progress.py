@@ -23,6 +23,19 @@ _COLOURS = {
 }
 
 
+class Silent:
+    """A stream that drops everything: progress for callers that report elsewhere."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 class Progress:
     def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
         self.stream = stream or sys.stderr

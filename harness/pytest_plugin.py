@@ -20,7 +20,7 @@ from .images.cache import Cache
 from .images.store import ImageError, ImageStore, ResolvedImage
 from .model import Cell
 from .plan import expand
-from .progress import Progress
+from .progress import Progress, Silent
 from .results.junit import console_tail
 from .results.store import RunStore
 from .runner import run_cell
@@ -48,7 +48,7 @@ class _Runner:
         out = config.getoption("harness_out")
         self.out = Path(out) if out else matrix_path.parent / "reports"
         self.scheduler = Scheduler(RunOptions(out=self.out, cache=Cache()),
-                                   Progress(live=False, stream=_Quiet()))
+                                   Progress(live=False, stream=Silent()))
         self._store: RunStore | None = None
         self._probes: dict[str, probes.Probe] = {}
         self._images: dict[str, dict[str, ResolvedImage]] = {}
@@ -75,17 +75,6 @@ class _Runner:
     def finish(self) -> None:
         if self._store is not None:
             self._store.finish()
-
-
-class _Quiet:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 class CellItem(pytest.Item):

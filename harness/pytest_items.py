@@ -1,0 +1,96 @@
+"""The pytest items of the plugin (`pytest_plugin`): imported only when it is used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .backends import probe as probes
+from .images.cache import Cache
+from .images.store import ImageError, ImageStore, ResolvedImage
+from .model import Cell
+from .progress import Progress, Silent
+from .results.junit import console_tail
+from .results.store import RunStore
+from .runner import run_cell
+from .scheduler import RunOptions, Scheduler
+
+
+class _Runner:
+    """What the items of one pytest process share: probes, images, a run folder."""
+
+    def __init__(self, config: pytest.Config, matrix_path: Path) -> None:
+        self.config = config
+        self.matrix_path = matrix_path
+        out = config.getoption("harness_out")
+        self.out = Path(out) if out else matrix_path.parent / "reports"
+        self.scheduler = Scheduler(RunOptions(out=self.out, cache=Cache()),
+                                   Progress(live=False, stream=Silent()))
+        self._store: RunStore | None = None
+        self._probes: dict[str, probes.Probe] = {}
+        self._images: dict[str, dict[str, ResolvedImage]] = {}
+
+    @property
+    def store(self) -> RunStore:
+        if self._store is None:
+            self._store = RunStore(self.out, probes.host_facts().to_json(),
+                                   meta={"matrix": str(self.matrix_path), "pytest": True},
+                                   latest=False)
+        return self._store
+
+    def blocker(self, cell: Cell) -> str | None:
+        if cell.backend not in self._probes:
+            self._probes.update(self.scheduler.probe_backends([cell]))
+        return self.scheduler.cell_blocker(cell, self._probes[cell.backend])
+
+    def images(self, cell: Cell) -> dict[str, ResolvedImage]:
+        if cell.guest.id not in self._images:
+            store = ImageStore(Cache(), log=lambda m: None)
+            self._images[cell.guest.id] = store.resolve_guest(cell.guest)
+        return self._images[cell.guest.id]
+
+    def finish(self) -> None:
+        if self._store is not None:
+            self._store.finish()
+
+
+class CellItem(pytest.Item):
+    def __init__(self, *, cell: Cell, runner: _Runner, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.cell = cell
+        self.runner = runner
+        self.result = None
+        if cell.expect is not None:
+            self.add_marker(pytest.mark.xfail(reason=cell.expect.reason, strict=False))
+
+    def runtest(self) -> None:
+        why = self.runner.blocker(self.cell)
+        if why:
+            pytest.skip(why)
+        try:
+            images = self.runner.images(self.cell)
+        except ImageError as exc:
+            raise CellFailed(f"error: {exc}", "") from None
+        store = self.runner.store
+        result = run_cell(self.cell, images, store.folder)
+        store.add(result)
+        self.result = result
+        verdict = result.underlying or result.verdict  # xfail marks map expectations
+        if verdict.is_failure():
+            raise CellFailed(f"{verdict}: {result.reason}", console_tail(store.folder, result))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+                     ) -> str | Any:
+        if isinstance(excinfo.value, CellFailed):
+            message, tail = excinfo.value.args
+            return f"{self.cell.id}: {message}\n--- console tail ---\n{tail[-3000:]}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.runner.matrix_path, None, self.cell.id
+
+
+class CellFailed(Exception):
+    """A cell whose verdict counts as failure (message, console tail)."""

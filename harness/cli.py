@@ -545,7 +545,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if len(cells) != 1:
         raise UsageError(f"{args.cell!r} names {len(cells)} cells; give one cell id")
     cell = cells[0]
-    library = {**knowledge.quirks(), **cell.guest.quirk_defs}
+    library = {**knowledge.quirks(), **cell.quirk_defs}
     if args.candidates:
         candidates = [q.strip() for q in args.candidates.split(",") if q.strip()]
         unknown = [q for q in candidates if q not in library]

@@ -26,6 +26,7 @@ from .model import (
     Milestone,
     Needle,
     Quirk,
+    QuirkRule,
     Still,
     Timeouts,
 )
@@ -347,7 +348,8 @@ def load_guests(folder: Path) -> dict[str, Guest]:
 
 # --- the matrix file ---------------------------------------------------------
 
-MATRIX_KEYS = ("guests", "backends", "firmware", "defaults", "exclude", "expect", "jobs")
+MATRIX_KEYS = ("guests", "backends", "firmware", "defaults", "exclude", "expect", "jobs",
+               "quirk_defs", "quirks")
 
 
 def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
@@ -376,6 +378,21 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
         excludes.append(ExcludeRule(e.get("guest", _str, "*"), e.get("backend", _str, "*"),
                                     e.get("firmware", _str, "*")))
     jobs = m.get("jobs", _jobs)
+    quirk_defs = _quirk_defs(c, m)
+    known_quirks = {**knowledge.quirks(), **quirk_defs}
+    rules = []
+    for key, line, value in c.items(m, "quirks"):
+        r = c.mapping(value, key, line)
+        if r is None:
+            continue
+        r.keys(("guest", "backend", "firmware", "quirks"), ("quirks",))
+        names = r.str_list("quirks") or []
+        for i, q in enumerate(names):
+            if q not in known_quirks:
+                c.issue(r.line_of("quirks"), f"{key}.quirks[{i}]",
+                        f"unknown quirk {q!r} (known: {', '.join(sorted(known_quirks))})")
+        rules.append(QuirkRule(tuple(names), r.get("guest", _str, "*"),
+                               r.get("backend", _str, "*"), r.get("firmware", _str, "*")))
     if guests is not None:
         lines = m.data.get("guests")
         for i, g in enumerate(guest_globs):
@@ -395,6 +412,8 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
         exclude=excludes,
         expect=_expectations(c, m, with_guest=True),
         jobs=jobs,
+        quirk_defs=quirk_defs,
+        quirk_rules=rules,
         source=path,
     )
     if c.issues:

@@ -180,6 +180,16 @@ class ExcludeRule:
     firmware: str = "*"
 
 
+@dataclass(frozen=True)
+class QuirkRule:
+    """Quirks the matrix applies to the cells its globs match."""
+
+    quirks: tuple[str, ...]
+    guest: str = "*"
+    backend: str = "*"
+    firmware: str = "*"
+
+
 @dataclass
 class Matrix:
     guests: list[str]
@@ -191,6 +201,8 @@ class Matrix:
     exclude: list[ExcludeRule] = field(default_factory=list)
     expect: list[Expectation] = field(default_factory=list)
     jobs: int | None = None  # None = auto
+    quirk_defs: dict[str, Quirk] = field(default_factory=dict)  # the matrix's own quirks
+    quirk_rules: list[QuirkRule] = field(default_factory=list)  # quirks applied by pattern
     source: Path | None = None
 
 
@@ -207,6 +219,7 @@ class Cell:
     quirks: list[str] = field(default_factory=list)
     expect: Expectation | None = None
     skip_reason: str | None = None
+    quirk_defs: dict[str, Quirk] = field(default_factory=dict)  # the matrix's and the guest's
 
     @property
     def id(self) -> str:

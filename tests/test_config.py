@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import knowledge
 from harness.cli import main
 from harness.config import ConfigError, load_guest, load_guests, load_matrix
 
@@ -174,3 +175,26 @@ def test_cli_exits_2_with_file_line(tmp_path, capsys):
 def test_cli_exits_2_without_a_matrix(tmp_path, capsys):
     assert main(["run", "--matrix", str(tmp_path / "none.yaml")]) == 2
     assert "no matrix file" in capsys.readouterr().err
+
+
+def test_matrix_quirks_and_their_definitions(tmp_path):
+    guests = {"g1": load_guest(guest_file(tmp_path, GOOD))}
+    path = write(tmp_path / "matrix.yaml", textwrap.dedent("""\
+        guests: [g1]
+        backends: [tcg, haxm]
+        quirk_defs:
+          slow-tsc: {description: TSC is unstable here, append: [tsc=unstable]}
+        quirks:
+          - {backend: haxm, quirks: [noapic, slow-tsc]}
+          - {guest: 'g*', quirks: [warp]}
+        """))
+    with pytest.raises(ConfigError) as err:
+        load_matrix(path, guests)
+    assert [str(i) for i in err.value.issues] == [
+        f"{path}:7: quirks[1].quirks[0]: unknown quirk 'warp' (known: "
+        + ", ".join(sorted([*knowledge.quirks(), "slow-tsc"]))
+        + ")"]
+    path.write_text(path.read_text().replace("[warp]", "[nosmp]"))
+    matrix = load_matrix(path, guests)
+    assert matrix.quirk_defs["slow-tsc"].append == ("tsc=unstable",)
+    assert [r.quirks for r in matrix.quirk_rules] == [("noapic", "slow-tsc"), ("nosmp",)]

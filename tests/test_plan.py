@@ -110,3 +110,18 @@ def test_memory_and_retries_defaults():
     [cell] = expand(matrix(backends=["tcg"], firmware=["bios"], memory_mb=777, retries=2),
                     {"nomem": g}, retries=1)
     assert cell.memory_mb == 777 and cell.retries == 1
+
+
+def test_matrix_quirk_rules_and_definitions():
+    from harness.model import Quirk, QuirkRule
+
+    slow = Quirk("slow-tsc", "", append=("tsc=unstable",))
+    m = matrix(quirk_defs={"slow-tsc": slow},
+               quirk_rules=[QuirkRule(("noapic", "slow-tsc"), guest="linux-*", backend="haxm"),
+                            QuirkRule(("no-hpet",), firmware="uefi")])
+    cells = {c.id: c for c in expand(m, GUESTS)}
+    assert cells["linux-a/haxm/bios"].quirks == ["noapic", "slow-tsc"]  # deduplicated
+    assert cells["linux-a/haxm/uefi"].quirks == ["noapic", "slow-tsc", "no-hpet"]
+    assert cells["win-7/kvm/uefi"].quirks == ["no-hpet"]
+    assert cells["linux-b/tcg/bios"].quirks == []
+    assert cells["linux-a/haxm/bios"].quirk_defs["slow-tsc"] is slow

@@ -55,7 +55,7 @@ def build_launch(
     guest = cell.guest
     arch = knowledge.arches()[guest.arch]
     backend = knowledge.backends()[cell.backend]
-    library = {**knowledge.quirks(), **guest.quirk_defs}
+    library = {**knowledge.quirks(), **guest.quirk_defs, **cell.quirk_defs}
     quirks = [library[q] for q in cell.quirks]
 
     machine = arch.machine.get(cell.firmware) or arch.machine.get("bios", "pc")

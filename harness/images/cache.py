@@ -49,6 +49,34 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+class Digests:
+    """SHA-256 and SHA-512 of a stream of bytes, in one pass."""
+
+    def __init__(self) -> None:
+        self.h256, self.h512, self.size = hashlib.sha256(), hashlib.sha512(), 0
+
+    def update(self, block: bytes) -> None:
+        self.h256.update(block)
+        self.h512.update(block)
+        self.size += len(block)
+
+    @classmethod
+    def of_file(cls, path: Path) -> Digests:
+        d = cls()
+        with path.open("rb") as f:
+            while block := f.read(CHUNK):
+                d.update(block)
+        return d
+
+    @property
+    def sha256(self) -> str:
+        return self.h256.hexdigest()
+
+    @property
+    def sha512(self) -> str:
+        return self.h512.hexdigest()
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write `data` to `path` so readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)

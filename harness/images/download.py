@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import requests
 import urllib3
 
 from .. import __version__
+from .cache import Digests
 
 CHUNK = 1 << 20
 ProgressFn = Callable[[str, int, int | None], None]  # (url, bytes so far, total or None)
@@ -108,7 +108,8 @@ class Downloader:
             if resp.status_code == 416 and have:  # our partial file is already complete
                 total = _total_from_range(resp.headers.get("Content-Range"))
                 if total == have:
-                    return _Hashes.of_file(part).result(part, url)
+                    d = Digests.of_file(part)
+                    return Downloaded(part, url, d.size, d.sha256, d.sha512)
                 part.unlink()
                 raise _Retry("the server refused to resume; starting over")
             if resp.status_code >= 500:
@@ -122,12 +123,12 @@ class Downloader:
                     raise _Retry("the server resumed at the wrong offset; starting over")
                 mode = "ab"
                 total = _total_from_range(resp.headers.get("Content-Range"))
-                hashes = _Hashes.of_file(part)  # what arrived before, hashed once
+                hashes = Digests.of_file(part)  # what arrived before, hashed once
             else:
                 mode, have = "wb", 0
                 length = resp.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
-                hashes = _Hashes()
+                hashes = Digests()
             got = have
             try:
                 with part.open(mode) as f:
@@ -152,7 +153,7 @@ class Downloader:
                 raise _Retry(f"truncated: {got} of {total} bytes")
             if got == 0:
                 raise _Retry("empty response")
-        return hashes.result(part, resp.url or url)
+        return Downloaded(part, resp.url or url, hashes.size, hashes.sha256, hashes.sha512)
 
 
 class _Retry(Exception):
@@ -168,29 +169,6 @@ def _blocks(resp: requests.Response) -> Iterator[bytes]:
             yield block
     else:
         yield from resp.iter_content(1 << 16)
-
-
-class _Hashes:
-    """SHA-256 and SHA-512 of a download, computed as its bytes arrive."""
-
-    def __init__(self) -> None:
-        self.h256, self.h512, self.size = hashlib.sha256(), hashlib.sha512(), 0
-
-    def update(self, block: bytes) -> None:
-        self.h256.update(block)
-        self.h512.update(block)
-        self.size += len(block)
-
-    @classmethod
-    def of_file(cls, path: Path) -> _Hashes:
-        h = cls()
-        with path.open("rb") as f:
-            while block := f.read(CHUNK):
-                h.update(block)
-        return h
-
-    def result(self, path: Path, url: str) -> Downloaded:
-        return Downloaded(path, url, self.size, self.h256.hexdigest(), self.h512.hexdigest())
 
 
 def _start_from_range(value: str | None) -> int | None:

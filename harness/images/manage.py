@@ -7,7 +7,6 @@ guest files that download from upstream work offline.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tempfile
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..model import Guest
-from .cache import Cache, CacheEntry
+from .cache import Cache, CacheEntry, Digests
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
@@ -79,17 +78,12 @@ def import_dir(cache: Cache, folder: Path, guests: dict[str, Guest]) -> list[Imp
     wanted = wanted_digests(guests)
     out = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h256, h512 = hashlib.sha256(), hashlib.sha512()
-        with path.open("rb") as f:
-            while block := f.read(1 << 20):
-                h256.update(block)
-                h512.update(block)
-        keys = [k for k in (f"sha256:{h256.hexdigest()}", f"sha512:{h512.hexdigest()}")
-                if k in wanted]
+        d = Digests.of_file(path)
+        keys = [k for k in (f"sha256:{d.sha256}", f"sha512:{d.sha512}") if k in wanted]
         if not keys:
             out.append(Imported(path, []))
             continue
-        sha = h256.hexdigest()
+        sha = d.sha256
         if not cache.has_blob(sha):
             fd, tmp = tempfile.mkstemp(dir=cache.sub("tmp"), prefix="import.")
             with open(fd, "wb") as dst, path.open("rb") as src:
@@ -97,7 +91,7 @@ def import_dir(cache: Cache, folder: Path, guests: dict[str, Guest]) -> list[Imp
             cache.adopt(Path(tmp), sha)
         for key in keys:
             cache.set_ref(f"download:{key}", sha, url=f"file://{path.resolve()}",
-                          size=path.stat().st_size, sha512=h512.hexdigest(), pinned=True,
+                          size=path.stat().st_size, sha512=d.sha512, pinned=True,
                           imported=True)
         out.append(Imported(path, sorted({n for k in keys for n in wanted[k]})))
     return out

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..model import Guest, ImageSpec
 from .archive import ArchiveError, check_format, compression_for, iter_member, open_decompressed
-from .cache import Cache, sha256_file
+from .cache import Cache, Digests, sha256_file
 from .checksums import ChecksumError, Digest, parse_sums, pick
 from .debian import DebError, fetch_deb_file
 from .download import Downloader, DownloadError, ProgressFn
@@ -221,15 +221,14 @@ class ImageStore:
         path = Path(p["path"])
         if not path.is_file():
             raise ImageError(f"image {spec.name}: no such file {path}")
-        sha = sha256_file(path)
-        if p.get("sha512"):
-            h = hashlib.sha512()
-            with path.open("rb") as f:
-                while block := f.read(1 << 20):
-                    h.update(block)
-            if h.hexdigest() != p["sha512"]:
+        if p.get("sha512"):  # both digests in one read
+            digests = Digests.of_file(path)
+            sha = digests.sha256
+            if digests.sha512 != p["sha512"]:
                 raise ImageError(f"image {spec.name}: sha512 mismatch: expected {p['sha512']}, "
-                                 f"got {h.hexdigest()}")
+                                 f"got {digests.sha512}")
+        else:
+            sha = sha256_file(path)
         if spec.sha256 and sha != spec.sha256:
             raise ImageError(f"image {spec.name}: sha256 mismatch: expected {spec.sha256}, "
                              f"got {sha}")

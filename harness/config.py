@@ -24,6 +24,7 @@ from .model import (
     ImageSpec,
     Matrix,
     Milestone,
+    Module,
     Needle,
     Quirk,
     QuirkRule,
@@ -59,7 +60,7 @@ BOOT_KINDS = ("kernel", "cdrom", "disk", "floppy")
 GUEST_KEYS = (
     "id", "name", "os", "arch", "images", "boot", "firmware", "memory", "vcpus",
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
-    "timeouts", "notes", "quirk_defs",
+    "timeouts", "notes", "quirk_defs", "version", "verified", "tags",
 )
 
 
@@ -99,6 +100,11 @@ def load_guest(path: Path) -> Guest:
         expect=_expectations(c, m, with_guest=False),
         timeouts=timeouts,
         source=path,
+        version=str(m.get("version", _scalar_text, "")),
+        verified=m.data.get("verified") is True,
+        verified_partly=_verified(c, m, milestones),
+        tags=m.str_list("tags") or [],
+        notes=m.get("notes", _text, ""),
     )
     if c.issues:
         raise ConfigError(c.issues)
@@ -109,27 +115,80 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
     b = m.sub("boot")
     if b is None:
         return None
-    b.keys((*BOOT_KINDS, "initrd", "cmdline"))
+    b.keys((*BOOT_KINDS, "initrd", "cmdline", "bios", "modules"))
     kinds = [k for k in BOOT_KINDS if k in b.data]
     if len(kinds) != 1:
         c.issue(b.line, "boot", f"needs exactly one of {', '.join(BOOT_KINDS)}")
         return None
     kind = kinds[0]
-    for key in (kind, "initrd"):
+    kernels: dict[str, str] = {}
+    if kind == "kernel" and isinstance(b.data.get("kernel"), dict):
+        k = b.sub("kernel")
+        assert k is not None
+        k.keys(knowledge.FIRMWARES)
+        kernels = {fw: ref for fw in knowledge.FIRMWARES if (ref := k.get(fw, _str))}
+        for fw, ref in kernels.items():
+            if ref not in images:
+                c.issue(k.line_of(fw), k.path(fw), f"no image named {ref!r} in images")
+    for key in ((kind, "initrd", "bios") if not kernels else ("initrd", "bios")):
         ref = b.get(key, _str)
         if ref is not None and ref not in images:
             c.issue(b.line_of(key), b.path(key), f"no image named {ref!r} in images")
+    modules = _modules(c, b, images)
+    if "modules" in b.data and "initrd" in b.data:
+        c.issue(b.line_of("modules"), b.path("modules"),
+                "give an initrd or multiboot modules, not both")
+    bios = b.get("bios", _str)
     if kind != "kernel":
-        for key in ("initrd", "cmdline"):
+        for key in ("initrd", "cmdline", "modules"):
             if key in b.data:
                 c.issue(b.line_of(key), b.path(key), "only for kernel boots")
-        return BootSpec(kind, image=b.get(kind, _str))
+        return BootSpec(kind, image=b.get(kind, _str), bios=bios)
     return BootSpec(
         "kernel",
-        kernel=b.get("kernel", _str),
+        kernel=next(iter(kernels.values())) if kernels else b.get("kernel", _str),
+        kernels=kernels,
         initrd=b.get("initrd", _str),
         cmdline=b.get("cmdline", _text, ""),
+        bios=bios,
+        modules=tuple(modules),
     )
+
+
+def _modules(c: _Checker, b: _Map, images: dict[str, ImageSpec]) -> list[Module]:
+    out = []
+    for key, line, value in c.items(b, "modules"):
+        mm = c.mapping(value, key, line)
+        if mm is None:
+            continue
+        mm.keys(("image", "args"), ("image",))
+        ref = mm.get("image", _str)
+        if ref is not None and ref not in images:
+            c.issue(mm.line_of("image"), mm.path("image"), f"no image named {ref!r} in images")
+        elif ref is not None:
+            out.append(Module(ref, mm.get("args", _text, "")))
+    return out
+
+
+def _verified(c: _Checker, m: _Map, milestones: list[Milestone]) -> list[str]:
+    """`verified: true|false`, or the milestones a partial real transcript covers."""
+    value = m.data.get("verified", False)
+    if isinstance(value, bool):
+        return []
+    names = m.str_list("verified") or []
+    known = {x.name for x in milestones}
+    for name in names:
+        if name not in known:
+            c.issue(m.line_of("verified"), "verified",
+                    f"{name!r} is not a milestone (expected true, false or milestone names)")
+    return names
+
+
+def _scalar_text(v: Any) -> str:
+    """A version: `10.1` is written unquoted, and YAML reads it as a number."""
+    if isinstance(v, bool) or not isinstance(v, str | int | float) or v == "":
+        raise _Bad(f"expected a version string, got {v!r}")
+    return str(v)
 
 
 MILESTONE_KEYS = ("name", "pattern", "needle", "still", "source", "timeout", "send", "keys",
@@ -270,6 +329,7 @@ def _quirk_defs(c: _Checker, m: _Map) -> dict[str, Quirk]:
             q.sub(key)
         for key in ("cpu", "machine", "description"):
             q.get(key, _str)
+        q.get("vcpus", _vcpus)
         out[str(name)] = Quirk.from_dict(str(name), q.data)
     return out
 
@@ -281,7 +341,7 @@ def _quirks(c: _Checker, m: _Map, defs: dict[str, Quirk]) -> dict[str, list[str]
     known = {**knowledge.quirks(), **defs}
     out: dict[str, list[str]] = {}
     for backend in sub.data:
-        if backend not in knowledge.backends():
+        if backend != "*" and backend not in knowledge.backends():
             c.issue(sub.line_of(backend), sub.path(str(backend)),
                     f"unknown backend (known: {', '.join(knowledge.backends())})")
             continue

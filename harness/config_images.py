@@ -16,7 +16,7 @@ from .validate import _Bad, _bool, _Checker, _Map, _one_of, _sha256, _str, _text
 
 SOURCE_KINDS = ("url", "deb", "build", "file")
 IMAGE_KEYS = (*SOURCE_KINDS, "sha256", "sha512", "checksums", "mirrors", "decompress",
-              "member", "insecure", "pin")
+              "member", "insecure", "pin", "obtain")
 URL_ONLY = ("checksums", "mirrors", "insecure", "pin")
 DECOMPRESS = ("auto", "none", "gz", "xz", "bz2", "zst")
 
@@ -38,7 +38,9 @@ def _images(c: _Checker, m: _Map, base: Path, arch: str) -> dict[str, ImageSpec]
         kind = kinds[0]
         for key in im.data:
             if (key in URL_ONLY and kind != "url") or (
-                    key in ("decompress", "member") and kind not in ("url", "file")):
+                    key == "member" and kind not in ("url", "file")) or (
+                    key == "decompress" and kind not in ("url", "file", "deb")) or (
+                    key == "obtain" and kind != "file"):
                 c.issue(im.line_of(key), im.path(key), f"does not apply to {kind} sources")
         sha = im.get("sha256", _sha256)
         params = _source_params(c, im, kind, base, arch)
@@ -112,12 +114,17 @@ def _source_params(
             "package": d.get("package", _str, ""),
             "path": d.get("path", _str, ""),
             "arch": d.get("arch", _str, debian_arch),
+            # unlike a download, a packaged file is used as packaged unless told
+            "decompress": im.get("decompress", _one_of(*DECOMPRESS), "none"),
         }
     if kind == "file":
         p = im.get("file", _str)
         if p is None:
             return None
-        return {"path": str((base / p).resolve()), "sha512": im.get("sha512", _sha512), **derive}
+        # obtain: how to get a file nobody may redistribute (Windows, QNX, Darwin);
+        # a cell whose file is missing is then skipped with these instructions.
+        return {"path": str((base / p).resolve()), "sha512": im.get("sha512", _sha512),
+                "obtain": im.get("obtain", _text), **derive}
     # build: a recipe name, or a mapping {recipe: name, param: value...}
     value = im.data["build"]
     if isinstance(value, str):

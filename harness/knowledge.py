@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .model import FailureSignature, Quirk
+from .model import FailureSignature, Guest, Quirk
 
 
 def _table(name: str) -> dict[str, Any]:
@@ -122,3 +122,10 @@ def signatures_for(os_family: str) -> tuple[FailureSignature, ...]:
 
 
 FIRMWARES = ("bios", "uefi")
+
+
+def guest_failures(guest: Guest) -> list[FailureSignature]:
+    """The guest's own failure signatures, then the built-ins of its OS family."""
+    builtin = signatures_for(guest.os) if guest.builtin_failures else ()
+    own = {f.name for f in guest.failures}
+    return [*guest.failures, *(f for f in builtin if f.name not in own)]

@@ -88,9 +88,10 @@ class Quirk:
     machine: str | None = None
     machine_opts: dict[str, str] = field(default_factory=dict)
     qemu_args: tuple[str, ...] = ()
+    vcpus: int | None = None  # overrides the guest's vCPU count (HAXM: one only)
 
     KEYS = ("description", "append", "accel_opts", "cpu", "cpu_flags", "machine",
-            "machine_opts", "qemu_args")
+            "machine_opts", "qemu_args", "vcpus")
 
     @classmethod
     def from_dict(cls, name: str, d: dict[str, Any]) -> Quirk:
@@ -102,7 +103,8 @@ class Quirk:
                    accel_opts=strs(d.get("accel_opts")), cpu=d.get("cpu"),
                    cpu_flags=tuple(str(x) for x in d.get("cpu_flags", ())),
                    machine=d.get("machine"), machine_opts=strs(d.get("machine_opts")),
-                   qemu_args=tuple(str(x) for x in d.get("qemu_args", ())))
+                   qemu_args=tuple(str(x) for x in d.get("qemu_args", ())),
+                   vcpus=int(d["vcpus"]) if d.get("vcpus") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,27 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class Module:
+    """A multiboot module (Xen's dom0 kernel and initrd): an image and its command line."""
+
+    image: str
+    args: str = ""
+
+
+@dataclass(frozen=True)
 class BootSpec:
     kind: str  # kernel | cdrom | disk | floppy
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str = ""
     image: str | None = None  # for cdrom / disk / floppy
+    bios: str | None = None  # an image loaded as the machine's firmware (-bios), e.g. OpenSBI
+    modules: tuple[Module, ...] = ()  # multiboot modules, instead of an initrd
+    kernels: dict[str, str] = field(default_factory=dict)  # firmware -> kernel image
+
+    def kernel_for(self, firmware: str) -> str | None:
+        """The kernel image booted under `firmware` (memtest86+: .bin vs .efi)."""
+        return self.kernels.get(firmware, self.kernel)
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,11 @@ class Guest:
     timeouts: Timeouts | None = None  # None: the matrix defaults apply
     memory_set: bool = True  # False: the matrix default memory applies
     source: Path | None = None
+    version: str = ""
+    verified: bool = False  # every pattern checked against a real boot console
+    verified_partly: list[str] = field(default_factory=list)  # or only these milestones
+    tags: list[str] = field(default_factory=list)  # free words: local, slow, installer...
+    notes: str = ""
 
     @property
     def required(self) -> list[Milestone]:

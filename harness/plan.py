@@ -76,7 +76,8 @@ def expand(
                     timeouts=guest.timeouts or matrix.timeouts,
                     memory_mb=guest.memory_mb if guest.memory_set else matrix.memory_mb,
                     retries=matrix.retries if retries is None else retries,
-                    quirks=list(dict.fromkeys([*guest.quirks.get(backend, []), *(
+                    quirks=list(dict.fromkeys([*guest.quirks.get("*", []),
+                                               *guest.quirks.get(backend, []), *(
                         q for r in matrix.quirk_rules
                         if _matches(gid, r.guest) and _matches(backend, r.backend)
                         and _matches(fw, r.firmware) for q in r.quirks)])),

@@ -65,10 +65,7 @@ def _digest(path: Path) -> str:
 
 def cell_failures(cell: Cell) -> list[FailureSignature]:
     """The guest's own failure signatures, then the built-ins of its OS family."""
-    guest = cell.guest
-    builtin = knowledge.signatures_for(guest.os) if guest.builtin_failures else ()
-    own = {f.name for f in guest.failures}
-    return [*guest.failures, *(f for f in builtin if f.name not in own)]
+    return knowledge.guest_failures(cell.guest)
 
 
 def skipped(cell: Cell, reason: str, verdict: Verdict = Verdict.SKIP) -> CellResult:

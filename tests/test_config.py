@@ -55,7 +55,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
     assert issues(path) == [f"{path}:9: colour: unknown key (allowed here: "
                             "id, name, os, arch, images, boot, firmware, memory, vcpus, console, "
                             "milestones, failures, builtin_failures, quirks, expect, timeouts, "
-                            "notes, quirk_defs)"]
+                            "notes, quirk_defs, version, verified, tags)"]
 
 
 def test_nested_unknown_key_has_its_own_line(tmp_path):

@@ -61,13 +61,13 @@ def build_launch(
     machine = arch.machine.get(cell.firmware) or arch.machine.get("bios", "pc")
     machine_opts: dict[str, str] = {}
     accel_opts = dict(backend.accel_opts)
-    if guest.vcpus > 1:
-        accel_opts.update(backend.smp_accel_opts)
     cpu = backend.cpu or arch.cpu
     cpu_flags: list[str] = []
     append: list[str] = []
     extra: list[str] = []
+    vcpus = guest.vcpus
     for q in quirks:
+        vcpus = q.vcpus or vcpus
         machine = q.machine or machine
         machine_opts.update(q.machine_opts)
         accel_opts.update(q.accel_opts)
@@ -77,6 +77,8 @@ def build_launch(
         extra.extend(q.qemu_args)
     if cpu_flags and not cpu:
         cpu = arch.cpu_base
+    if vcpus > 1:
+        accel_opts = {**backend.smp_accel_opts, **accel_opts}
 
     argv = [
         binary or arch.qemu,
@@ -88,7 +90,7 @@ def build_launch(
         argv += ["-cpu", ",".join([cpu, *cpu_flags])]
     argv += [
         "-m", str(cell.memory_mb),
-        "-smp", str(guest.vcpus),
+        "-smp", str(vcpus),
         "-nodefaults", "-no-user-config",
         "-display", "none",
         *(["-vga", "std"] if guest.uses_screen else []),
@@ -117,11 +119,26 @@ def build_launch(
 
 def _boot_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[str]:
     boot = cell.guest.boot
+    bios = ["-bios", str(images[boot.bios])] if boot.bios else []
+    return bios + _media_args(cell, images, append)
+
+
+def _multiboot(path: Path, args: str) -> str:
+    """One module of QEMU's multiboot -initrd list; a comma is written ',,'."""
+    return " ".join(x for x in (str(path), args) if x).replace(",", ",,")
+
+
+def _media_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[str]:
+    boot = cell.guest.boot
     if boot.kind == "kernel":
-        assert boot.kernel is not None
-        args = ["-kernel", str(images[boot.kernel])]
+        kernel = boot.kernel_for(cell.firmware)
+        assert kernel is not None
+        args = ["-kernel", str(images[kernel])]
         if boot.initrd:
             args += ["-initrd", str(images[boot.initrd])]
+        elif boot.modules:
+            args += ["-initrd", ",".join(_multiboot(images[m.image], m.args)
+                                         for m in boot.modules)]
         cmdline = " ".join(x for x in (boot.cmdline, *append) if x)
         if cmdline:
             args += ["-append", cmdline]

@@ -41,6 +41,20 @@ class ResolvedImage:
         return {"sha256": self.sha256, "source": self.source, **self.details}
 
 
+def unobtained(guest: Guest) -> str | None:
+    """Why a guest cannot run yet: a file only its user can supply is missing.
+
+    Images nobody may redistribute (Windows, QNX, Darwin) are `file:` sources
+    with `obtain:` instructions; until the file exists the guest's cells are
+    skipped with them, rather than failing every night.
+    """
+    for spec in guest.images.values():
+        p = spec.params
+        if spec.kind == "file" and p.get("obtain") and not Path(p["path"]).is_file():
+            return f"image {spec.name}: {p['path']} not present; {p['obtain'].strip()}"
+    return None
+
+
 class ImageStore:
     def __init__(self, cache: Cache, offline: bool = False,
                  log: Callable[[str], None] = print, progress: ProgressFn | None = None,
@@ -202,11 +216,14 @@ class ImageStore:
     def _resolve_deb(self, spec: ImageSpec) -> ResolvedImage:
         p = spec.params
         f = fetch_deb_file(self.cache, p["arch"], p["package"], p["path"], self.offline, self.log)
-        return ResolvedImage(
-            self.cache.blob_path(f.sha256), f.sha256, f"deb:{p['package']}",
-            {"arch": p["arch"], "package": f.package, "version": f.version, "member": f.member,
-             "deb_sha256": f.deb_sha256},
-        )
+        details = {"arch": p["arch"], "package": f.package, "version": f.version,
+                   "member": f.member, "deb_sha256": f.deb_sha256}
+        final = f.sha256
+        if p.get("decompress", "none") != "none":  # Xen ships as xen.gz; QEMU wants it plain
+            final, derived = self._derive(self.cache.blob_path(f.sha256), f.sha256,
+                                          {"path": f.member, "decompress": p["decompress"]})
+            details.update(derived)
+        return ResolvedImage(self.cache.blob_path(final), final, f"deb:{p['package']}", details)
 
     def _resolve_build(self, spec: ImageSpec, done: dict[str, ResolvedImage]) -> ResolvedImage:
         params = dict(spec.params)
@@ -220,7 +237,8 @@ class ImageStore:
         p = spec.params
         path = Path(p["path"])
         if not path.is_file():
-            raise ImageError(f"image {spec.name}: no such file {path}")
+            how = f"; {p['obtain'].strip()}" if p.get("obtain") else ""
+            raise ImageError(f"image {spec.name}: no such file {path}{how}")
         if p.get("sha512"):  # both digests in one read
             digests = Digests.of_file(path)
             sha = digests.sha256

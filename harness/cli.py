@@ -16,9 +16,9 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__, knowledge
+from . import __version__, catalog, knowledge
 from .backends import probe as probes
-from .backends.canary import cached, canary_ttl, run_canary
+from .backends.canary import canary_ttl, run_canary
 from .backends.process import kill_all
 from .bisect import Bisector
 from .cluster import ClusterError, serve, usable_backends
@@ -35,6 +35,7 @@ from .results.merge import MergeError, merge
 from .results.store import RunStore, load_results, new_run_id
 from .runner import for_gdb, free_port, run_cell
 from .scheduler import ResumeError, RunOptions, Scheduler
+from .transcripts import ReplayError, replay
 
 EXIT_USAGE = 2
 GDB_HELP = ("start the VM paused with QEMU's gdb stub and print the gdb command to attach; "
@@ -70,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--firmware", action="append", default=[], metavar="NAME",
                         help="only this firmware (bios, uefi); repeatable")
         sp.add_argument("--shard", metavar="K/N", help="only the K-th of N equal parts")
+        sp.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="only guests with this tag (local: runs without internet "
+                             "downloads; slow; installer; ...); repeatable, any matches")
 
     def canary_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--canary-ttl", type=float, metavar="SECONDS",
@@ -113,11 +117,35 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh-canary", action="store_true",
                      help="run the accelerator canaries even if a recent result is cached")
 
-    ls = sub.add_parser("list", help="list the cells and why any would be skipped")
+    ls = sub.add_parser("list", help="the guest catalog, or the cells and why any would "
+                                     "be skipped",
+                        description="The guest catalog of the matrix: per guest its OS, "
+                                    "version, arch, console, where its images come from and "
+                                    "how they are verified, whether its patterns were checked "
+                                    "against a real console, and the backends of this host it "
+                                    "would run on. --cells lists every cell instead. Nothing "
+                                    "is booted (accelerator canaries: cached results only).")
     matrix_args(ls)
     select_args(ls)
     canary_args(ls)
+    ls.add_argument("--cells", action="store_true",
+                    help="one line per cell: runs, or why it would be skipped")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.add_argument("--markdown", action="store_true",
+                    help="the catalog as a Markdown table (for a README)")
+
+    rp = sub.add_parser("replay", help="check a guest's patterns against a recorded console",
+                        description="Feed a recorded console log (raw bytes, as the guest "
+                                    "printed them) through GUEST's milestone and failure "
+                                    "patterns, as a live run would; no VM. Exit 0 when the "
+                                    "milestones are found in order and no fatal signature is.")
+    matrix_args(rp)
+    rp.add_argument("guest_id", metavar="GUEST")
+    rp.add_argument("log", type=Path, metavar="LOG")
+    rp.add_argument("--milestones", metavar="A,B,...",
+                    help="only these milestones (the ones the log covers), in the guest's order")
+    rp.add_argument("--source", choices=("serial", "screen"), default="serial",
+                    help="which console the log is (default: serial)")
 
     pr = sub.add_parser("probe", help="which backends this host has, and whether they work")
     canary_args(pr)
@@ -134,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     matrix_args(fe)
     fe.add_argument("guest_ids", nargs="*", metavar="GUEST",
                     help="guest ids (default: every guest of the matrix)")
+    fe.add_argument("--tag", action="append", default=[], metavar="TAG",
+                    help="only guests with this tag (e.g. local); repeatable")
     fe.add_argument("--offline", action="store_true",
                     help="check the cache only; say what is missing")
     fe.add_argument("--verify-cache", action="store_true",
@@ -230,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
                 "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro,
                 "merge": cmd_merge, "worker": cmd_worker,
-                "bisect-quirks": cmd_bisect}[args.command](args)
+                "bisect-quirks": cmd_bisect, "replay": cmd_replay}[args.command](args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -255,6 +285,10 @@ def _load(args: argparse.Namespace) -> tuple[Matrix, dict[str, Guest]]:
 def _cells(args: argparse.Namespace, matrix: Matrix, guests: dict[str, Guest],
            retries: int | None = None) -> list:
     shard = parse_shard(args.shard) if args.shard else None
+    if args.tag:
+        guests = {k: g for k, g in guests.items() if set(args.tag) & set(g.tags)}
+        if not guests:
+            raise UsageError(f"no guest has the tag {' or '.join(args.tag)}")
     return expand(matrix, guests, args.only, args.backend, args.firmware, shard, retries)
 
 
@@ -305,38 +339,58 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     matrix, guests = _load(args)
     cells = _cells(args, matrix, guests)
-    host = probes.host_facts()
-    cache = Cache()
-    ttl = canary_ttl(args.canary_ttl)
-    found = {b: probes.static_probe(b, host) for b in dict.fromkeys(c.backend for c in cells)}
-    rows = []
-    for cell in cells:
-        p = found[cell.backend]
-        why = None if p.usable else f"{cell.backend} {p.status}: {p.reason}"
-        why = why or probes.runs_arch(cell.backend, cell.guest.arch, host)
-        if why is None and p.hardware:
-            hit = cached(cache, cell.backend, host, ttl)
-            if hit is None:
-                note = "runs after a canary on this backend"
-            elif hit.ok:
-                note = "runs (canary passed)"
-            else:
-                why = f"{cell.backend} unusable: {hit.describe()}"
-        else:
-            note = "runs"
-        rows.append({"id": cell.id, "runs": why is None, "note": note if why is None else why,
-                     "quirks": cell.quirks,
-                     "expect": cell.expect.reason if cell.expect else None})
-    if args.json:
-        print(json.dumps(rows, indent=1))
+    rows = catalog.cell_rows(cells, probes.host_facts(), Cache(), canary_ttl(args.canary_ttl))
+    if args.cells:
+        if args.json:
+            print(json.dumps([r.to_json() for r in rows], indent=1))
+            return 0
+        width = max((len(r.id) for r in rows), default=4)
+        for r in rows:
+            extra = (f" [quirks: {', '.join(r.quirks)}]" if r.quirks else "") + (
+                f" [expected to fail: {r.expect}]" if r.expect else "")
+            print(f"{r.id:<{width}}  {'run ' if r.runs else 'skip'}  {r.note}{extra}")
+        print(f"\n{len(rows)} cells, {sum(r.runs for r in rows)} would run")
         return 0
-    width = max((len(r["id"]) for r in rows), default=4)
-    for r in rows:
-        extra = (f" [quirks: {', '.join(r['quirks'])}]" if r["quirks"] else "") + (
-            f" [expected to fail: {r['expect']}]" if r["expect"] else "")
-        print(f"{r['id']:<{width}}  {'run ' if r['runs'] else 'skip'}  {r['note']}{extra}")
-    print(f"\n{len(rows)} cells, {sum(r['runs'] for r in rows)} would run")
+    listed = [guests[g] for g in dict.fromkeys(c.guest.id for c in cells)]
+    table = catalog.guest_rows(listed, rows)
+    if args.json:
+        print(json.dumps([dict(g.to_json(), cells=[r.to_json() for r in rows
+                                                   if r.id.startswith(g.id + "/")])
+                          for g in table], indent=1))
+    elif args.markdown:
+        print(catalog.markdown_table(table))
+    else:
+        print(catalog.text_table(table))
+        unverified = sum(not g.verified for g in table)
+        print(f"\n{len(table)} guests, {sum(bool(g.runs_on) for g in table)} run here; "
+              f"{len(rows)} cells, {sum(r.runs for r in rows)} would run; {unverified} guests' "
+              f"patterns not yet checked against a real console (`harness list --cells` for "
+              f"every cell)")
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    _, guests = _load(args)
+    guest = guests.get(args.guest_id)
+    if guest is None:
+        raise UsageError(f"no guest {args.guest_id!r} (known: {', '.join(sorted(guests))})")
+    try:
+        data = args.log.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.log}: {exc.strerror}") from None
+    names = [n.strip() for n in args.milestones.split(",")] if args.milestones else None
+    try:
+        r = replay(guest, data, names, args.source)
+    except ReplayError as exc:
+        raise UsageError(str(exc)) from None
+    for name in r.checked:
+        print(f"  {'found  ' if name in r.reached else 'MISSING'}  {name}")
+    for ev in r.failures:
+        print(f"  FAILURE  {ev.name}: {ev.text.strip()[:100]!r}")
+    for ev in r.warnings:
+        print(f"  warning  {ev.name}: {ev.text.strip()[:100]!r}")
+    print(f"{args.log}: {'ok' if r.ok else 'does not match'} for {guest.id}")
+    return 0 if r.ok else 1
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -366,7 +420,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     matrix, guests = _load(args)
-    wanted = args.guest_ids or sorted({c.guest.id for c in expand(matrix, guests)})
+    wanted = args.guest_ids or sorted({c.guest.id for c in expand(matrix, guests)
+                                       if not args.tag or set(args.tag) & set(c.guest.tags)})
     unknown = [g for g in wanted if g not in guests]
     if unknown:
         raise UsageError(f"no guest {unknown[0]!r} (known: {', '.join(sorted(guests))})")

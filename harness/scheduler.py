@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .backends import probe as probes
 from .backends.canary import run_canary
-from .backends.qemu import LaunchError, find_uefi
+from .catalog import cell_blocker
 from .cluster import run_on_cluster
 from .dispatch import CELL_OVERHEAD_MB, Slots, history, longest_first
 from .images.cache import Cache
@@ -120,17 +120,7 @@ class Scheduler:
 
     def cell_blocker(self, cell: Cell, p: probes.Probe) -> str | None:
         """Why `cell` cannot run on this host, before any image is fetched."""
-        if not p.usable:
-            return f"{cell.backend} {p.status}: {p.reason}"
-        why = probes.runs_arch(cell.backend, cell.guest.arch, self.host)
-        if why:
-            return why
-        if cell.firmware == "uefi":
-            try:
-                find_uefi(cell.guest.arch)
-            except LaunchError as exc:
-                return str(exc)
-        return None
+        return cell_blocker(cell, p, self.host)
 
     def fetch(self, cells: Sequence[Cell]) -> dict[str, dict[str, ResolvedImage] | str]:
         """Images per guest, or the reason they could not be had."""

@@ -97,7 +97,7 @@ def test_backends_that_cannot_run_are_skipped_with_reasons(tmp_path, qemu):
     cells = json.loads((tmp_path / "r/latest/results.json").read_text())["cells"]
     assert {c["verdict"] for c in cells} == {"skip"}
     assert all(c["reason"] for c in cells)
-    proc = harness("list", "--matrix", str(m), "--guests", str(GUESTS))
+    proc = harness("list", "--cells", "--matrix", str(m), "--guests", str(GUESTS))
     assert proc.returncode == 0
     assert "linux-busybox-x86_64/nvmm/bios  skip  nvmm missing:" in proc.stdout
 

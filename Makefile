@@ -6,7 +6,8 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-DEB_PACKAGES = qemu-system-x86 qemu-utils seabios ovmf ovmf-ia32 grub-pc-bin grub-efi-amd64-bin \
+DEB_PACKAGES = qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-system-misc qemu-utils \
+	seabios ovmf ovmf-ia32 qemu-efi-aarch64 grub-pc-bin grub-efi-amd64-bin \
 	xorriso mtools python3-venv ca-certificates
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN = $(VENV)/bin
@@ -17,7 +18,7 @@ SHARED_IMAGES ?= ../shared/images
 
 demo: venv
 	@if [ -d $(SHARED_IMAGES) ]; then $(BIN)/harness cache import $(SHARED_IMAGES); fi
-	$(BIN)/harness run
+	$(BIN)/harness run --tag local
 
 test: venv
 	$(BIN)/ruff check harness tests benchmarks

@@ -79,8 +79,8 @@ def test_crash_keeps_reading_for_the_backtrace():
     t.feed(b"Linux version 6\nKernel panic - not syncing: VFS\n", 1001)
     assert t.tick(1001.5) is None
     t.feed(b"Call Trace:\n", 1001.9)
-    assert t.tick(1002.5) is None
-    assert t.tick(1002.9).end == "crash"  # quiet for 1 s
+    assert t.tick(1003.5) is None
+    assert t.tick(1003.95).end == "crash"  # quiet for CRASH_QUIET (2 s)
     t = tracker()
     t.feed(b"Kernel panic - not syncing: x\n", 1001)
     for now in (1001.5, 1002, 1002.5, 1003, 1003.5):

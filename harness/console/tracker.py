@@ -15,7 +15,7 @@ from ..model import FailureSignature, Milestone, Timeouts
 from .matcher import Event, Matcher
 
 CRASH_GRACE = 3.0  # seconds of reading after a fatal signature ...
-CRASH_QUIET = 1.0  # ... or until the console is quiet this long
+CRASH_QUIET = 2.0  # ... or until the console is quiet this long (1 s lost traces on a busy host)
 
 
 @dataclass

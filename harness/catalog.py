@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .backends import probe as probes
+from .backends import vmm
 from .backends.canary import cached
 from .backends.qemu import LaunchError, find_uefi
 from .images.cache import Cache
@@ -61,7 +62,8 @@ def cell_blocker(cell: Cell, p: probes.Probe, host: probes.HostFacts) -> str | N
     """Why `cell` cannot run on this host, before any image is fetched."""
     if not p.usable:
         return f"{cell.backend} {p.status}: {p.reason}"
-    why = probes.runs_arch(cell.backend, cell.guest.arch, host) or unobtained(cell.guest)
+    why = (probes.runs_arch(cell.backend, cell.guest.arch, host) or vmm.why_not(cell)
+           or unobtained(cell.guest))
     if why or cell.firmware != "uefi":
         return why
     try:

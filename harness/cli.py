@@ -151,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     canary_args(pr)
     pr.add_argument("--no-canary", action="store_true",
                     help="static checks only (under two seconds)")
+    pr.add_argument("--canary", action="store_true",
+                    help="run the canary on every available backend, software ones (tcg, "
+                         "bochs) too: proof that each boots a 64-bit kernel here")
     pr.add_argument("--fresh", action="store_true", help="ignore cached canary results")
     pr.add_argument("--json", action="store_true", help="machine-readable output")
     pr.add_argument("--offline", action="store_true",
@@ -401,7 +404,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     results = []
     for name in knowledge.backends():
         p = probes.static_probe(name, host)
-        if p.usable and p.hardware and not args.no_canary:
+        if p.usable and (p.hardware or args.canary) and not args.no_canary:
             c = run_canary(cache, store, name, host, args.canary_ttl, args.fresh, progress.info)
             p.canary = c.to_json()
             p.reason = c.describe()
@@ -413,8 +416,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
                          indent=1))
         return 0
     print(f"host: {host.os} {host.kernel} {host.arch}, {host.cpu or 'unknown CPU'}")
+    width = max(len(p.backend) for p in results)
     for p in results:
-        print(f"  {p.backend:<6} {p.status:<9} {p.reason}")
+        print(f"  {p.backend:<{width}} {p.status:<9} {p.reason}")
     return 0
 
 

@@ -25,10 +25,10 @@ def _table(name: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class BackendInfo:
     name: str
-    kind: str
-    accel: str
+    kind: str  # qemu | bochs | vmd | bhyve | xen | virtualbox
     description: str
     hardware: bool
+    accel: str = ""  # QEMU's -accel name (qemu kind only)
     host_os: tuple[str, ...] = ()
     device: dict[str, str] = field(default_factory=dict)
     host_file: dict[str, str] = field(default_factory=dict)
@@ -38,6 +38,11 @@ class BackendInfo:
     smp_accel_opts: dict[str, str] = field(default_factory=dict)
     cpu: str | None = None
     failures: tuple[FailureSignature, ...] = ()
+    binary: str | None = None  # other VMMs: the tool the probe looks for
+    package: str = ""
+    version: tuple[str, ...] = ()  # args..., then the regex whose group 1 is the version
+    arches: tuple[str, ...] = ()  # other VMMs: the guest architectures they run
+    time_factor: float = 1.0  # deadlines are this many times longer (slow emulators)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def backends() -> dict[str, BackendInfo]:
         out[name] = BackendInfo(
             name=name,
             kind=d["kind"],
-            accel=d["accel"],
+            accel=d.get("accel", ""),
             description=d["description"],
             hardware=bool(d["hardware"]),
             host_os=tuple(d.get("host_os", ())),
@@ -83,6 +88,11 @@ def backends() -> dict[str, BackendInfo]:
             smp_accel_opts=_strs(d.get("smp_accel_opts")),
             cpu=d.get("cpu"),
             failures=_signatures(d.get("failures", [])),
+            binary=d.get("binary"),
+            package=d.get("package", ""),
+            version=tuple(str(x) for x in d.get("version", ())),
+            arches=tuple(d.get("arches", ())),
+            time_factor=float(d.get("time_factor", 1.0)),
         )
     return out
 

@@ -6,11 +6,12 @@ order), so `--shard K/N` splits the same way on every machine.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Iterable, Sequence
 
 from . import knowledge
-from .model import Cell, Expectation, Guest, Matrix
+from .model import Cell, Expectation, Guest, Matrix, Timeouts
 
 
 class PlanError(Exception):
@@ -69,11 +70,13 @@ def expand(
                 if any(_matches(gid, r.guest) and _matches(backend, r.backend)
                        and _matches(fw, r.firmware) for r in matrix.exclude):
                     continue
+                slow_guest, timeouts = for_backend(guest, guest.timeouts or matrix.timeouts,
+                                                   backend)
                 cells.append(Cell(
-                    guest=guest,
+                    guest=slow_guest,
                     backend=backend,
                     firmware=fw,
-                    timeouts=guest.timeouts or matrix.timeouts,
+                    timeouts=timeouts,
                     memory_mb=guest.memory_mb if guest.memory_set else matrix.memory_mb,
                     retries=matrix.retries if retries is None else retries,
                     quirks=list(dict.fromkeys([*guest.quirks.get("*", []),
@@ -94,3 +97,14 @@ def expand(
         k, n = shard
         cells = [c for i, c in enumerate(cells) if i % n == k - 1]
     return cells
+
+
+def for_backend(guest: Guest, timeouts: Timeouts, backend: str) -> tuple[Guest, Timeouts]:
+    """The guest and deadlines as `backend` needs them: a slow emulator (its
+    `time_factor` in backends.yaml) gets every deadline that many times longer."""
+    factor = knowledge.backends()[backend].time_factor
+    if factor == 1:
+        return guest, timeouts
+    return dataclasses.replace(guest, milestones=[
+        dataclasses.replace(m, timeout=m.timeout * factor if m.timeout else m.timeout)
+        for m in guest.milestones]), Timeouts(timeouts.total * factor, timeouts.stall * factor)

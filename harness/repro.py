@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .backends.media import image_format
 from .backends.qemu import QemuLaunch
+from .backends.vmm import VmmLaunch
 from .images.store import ResolvedImage
 from .model import Cell, CellResult
 
@@ -52,6 +53,44 @@ verify() {  # verify NAME FILE SHA256
   say "$1: sha256 verified"
 }
 '''
+
+
+def vmm_repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: VmmLaunch,
+                     folder: Path, run_id: str) -> str:
+    """repro.sh for a cell of a VMM other than QEMU: its files, setup, VM and teardown."""
+    out = ["#!/bin/sh",
+           f"# Reproduces cell {cell.id} of run {run_id} (guest-harness {__version__}) on "
+           f"{cell.backend}.",
+           "# Images come from the harness cache ($HARNESS_CACHE) when present, else from",
+           "# their recorded URLs, checked by SHA-256. The VM's files go to $REPRO_DIR",
+           "# (default: a new temporary folder); its console is this terminal, and the",
+           "# teardown commands run when it ends or on Ctrl-C.", _PRELUDE]
+    replace = {str(folder): "$WORK"}
+    for i, (name, img) in enumerate(sorted(images.items())):
+        out += _image_block(f"IMG{i}", name, img)
+        replace[str(img.path)] = f"${{IMG{i}}}"
+
+    def sub(text: str) -> str:
+        for old, new in sorted(replace.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(old, new)
+        return text
+
+    def line(argv: list[str]) -> str:
+        return " ".join(f'"{sub(a)}"' if sub(a) != a else shlex.quote(a) for a in argv)
+
+    for path, text in launch.files.items():
+        out += [f'say "writing {sub(str(path))}"', f'cat > "{sub(str(path))}" <<REPRO_EOF',
+                sub(text).rstrip("\n"), "REPRO_EOF"]
+    if launch.vars_template is not None:
+        out.append(f'cp {shlex.quote(str(launch.vars_template))} "$WORK/efivars.fd"')
+    if launch.teardown:
+        out += ["teardown() {", *(f"  {line(a)} || true" for a in launch.teardown), "}",
+                "trap teardown EXIT INT TERM"]
+    out += [f"say {shlex.quote('running: ' + a[0] + ' ' + a[1])}; {line(a)}"
+            for a in launch.setup]
+    out += [f"say {shlex.quote('starting ' + cell.backend + '; its console follows')}",
+            line(launch.argv)]
+    return "\n".join(out) + "\n"
 
 
 def _image_block(var: str, name: str, img: ResolvedImage) -> list[str]:

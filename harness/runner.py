@@ -19,39 +19,31 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import knowledge
+from .attempt import Attempt
+from .backends import vmm
 from .backends.media import MediaError, overlays
 from .backends.media import prepare as prepare_media
 from .backends.probe import qemu_info
 from .backends.process import SpawnError, VMProcess
-from .backends.qemu import LaunchError, QemuLaunch, build_launch
+from .backends.qemu import LaunchError, build_launch
 from .backends.qmp import QMP
 from .console.matcher import Event
 from .console.session import Transcript, run_session
-from .console.tracker import BootTracker, Outcome
+from .console.tracker import BootTracker
 from .console.watcher import ScreenWatcher
 from .images.cache import sha256_file
 from .images.store import ResolvedImage
 from .interact import hand_over, keys_while_booting
 from .model import Cell, CellResult, FailureSignature, Timeouts, Verdict
-from .repro import repro_script
+from .repro import repro_script, vmm_repro_script
+from .runner_vmm import attempt as vmm_attempt
+from .runner_vmm import vmm_facts
 from .verdict import apply_expectation, decide, expectation_json, milestone_results, score
 
 EventHook = Callable[[Cell, Event], None]
-
-
-@dataclass
-class Attempt:
-    outcome: Outcome | None
-    verdict: Verdict
-    reason: str | None
-    command: list[str]
-    duration: float
-    launch: QemuLaunch | None = None
-    media: dict[str, Path] | None = None
 
 
 ENV_PREFIXES = ("QEMU", "HARNESS_", "LIBVIRT", "TMPDIR")
@@ -100,7 +92,13 @@ def run_cell(
         if n > 1:
             _keep_attempt(folder, n - 1)
         try:
-            attempt = _attempt(cell, images, folder, stop, on_event, keep, interactive, gdb_port)
+            if vmm.is_vmm(cell.backend):
+                attempt = vmm_attempt(cell, images, folder, stop,
+                                      (lambda ev: on_event(cell, ev)) if on_event else None,
+                                      interactive, gdb_port)
+            else:
+                attempt = _attempt(cell, images, folder, stop, on_event, keep, interactive,
+                                   gdb_port)
         except Exception as exc:  # a harness bug: this cell is an error, the run goes on
             (folder / "harness-error.txt").write_text(traceback.format_exc())
             attempt = Attempt(None, Verdict.ERROR, f"harness error: {exc!r} (see "
@@ -121,7 +119,14 @@ def run_cell(
         images={name: img.to_json() for name, img in images.items()},
         artifacts=_artifacts(cell, folder),
     )
-    if last.launch is not None:
+    if isinstance(last.launch, vmm.VmmLaunch):
+        result.vmm = vmm_facts(cell.backend, last.launch)
+        result.firmware_files = {str(p): _digest(p) for p in last.launch.firmware_files}
+        (folder / "repro.sh").write_text(vmm_repro_script(cell, images, last.launch, folder,
+                                                          run_dir.name))
+        (folder / "repro.sh").chmod(0o755)
+        result.artifacts["repro"] = f"{cell.folder}/repro.sh"
+    elif last.launch is not None:
         binary = shutil.which(last.launch.argv[0]) or last.launch.argv[0]
         result.vmm = {"name": "qemu", "binary": binary,
                       "version": qemu_info(last.launch.argv[0]).version,

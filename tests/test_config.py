@@ -39,7 +39,8 @@ def test_the_shipped_guests_and_matrix_load():
     guests = load_guests(GUESTS)
     assert {"linux-busybox-x86_64", "linux-busybox-i386"} <= set(guests)
     matrix = load_matrix(GUESTS.parent / "matrix.yaml", guests)
-    assert matrix.backends == ["tcg", "kvm", "nvmm", "haxm", "whpx", "hvf"]
+    assert matrix.backends == ["tcg", "kvm", "nvmm", "haxm", "whpx", "hvf", "bochs", "vmd",
+                               "bhyve", "xen", "virtualbox"]
     assert matrix.firmware == ["bios", "uefi"]
 
 
@@ -156,8 +157,8 @@ def test_matrix_errors(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_matrix(path, guests)
     msgs = [str(i) for i in err.value.issues]
-    assert f"{path}:2: backends[1]: expected one of tcg, kvm, nvmm, haxm, whpx, hvf, " \
-           "got 'vmware'" in msgs
+    assert f"{path}:2: backends[1]: expected one of tcg, kvm, nvmm, haxm, whpx, hvf, bochs, " \
+           "vmd, bhyve, xen, virtualbox, got 'vmware'" in msgs
     assert f"{path}:1: guests[1]: no guest file with id 'nope'" in msgs
     assert f"{path}:1: guests[2]: the pattern 'win-*' matches no guest" in msgs
     assert f"{path}:4: exclude[0]: an empty rule would exclude every cell" in msgs

@@ -20,11 +20,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import knowledge
 from ..config import load_guest
 from ..images.cache import Cache, atomic_write
 from ..images.store import ImageError, ImageStore
 from ..model import Cell, Guest, Timeouts
-from .probe import HostFacts, host_binary, qemu_info
+from .probe import HostFacts, host_binary, qemu_info, static_probe
 
 DEFAULT_TTL = 6 * 3600.0
 
@@ -57,15 +58,37 @@ class CanaryResult:
         return f"canary {'passed' if self.ok else 'failed'} ({when}): {self.reason}"
 
 
-def canary_guest(host: HostFacts) -> Guest | None:
-    ref = resources.files("harness").joinpath("data").joinpath(f"canary-{host.arch}.yaml")
-    if not ref.is_file():
-        return None
-    with resources.as_file(ref) as path:
-        return load_guest(Path(path))
+def canary_guests(host: HostFacts) -> list[Guest]:
+    """The canaries for this host's architecture: a kernel boot first, then media."""
+    out = []
+    for name in (f"canary-{host.arch}.yaml", f"canary-{host.arch}-iso.yaml"):
+        ref = resources.files("harness").joinpath("data").joinpath(name)
+        if ref.is_file():
+            with resources.as_file(ref) as path:
+                out.append(load_guest(Path(path)))
+    return out
+
+
+def canary_cell(backend: str, host: HostFacts) -> Cell | None:
+    """The first canary (and firmware) this backend can boot at all."""
+    from ..plan import for_backend
+    from .vmm import why_not  # vmm imports the backend modules: import late
+
+    for canary in canary_guests(host):
+        guest, timeouts = for_backend(canary, canary.timeouts or Timeouts(), backend)
+        for firmware in guest.firmware:
+            cell = Cell(guest=guest, backend=backend, firmware=firmware, timeouts=timeouts,
+                        memory_mb=guest.memory_mb)
+            if why_not(cell) is None:
+                return cell
+    return None
 
 
 def host_key(backend: str, host: HostFacts) -> str:
+    """What a cached canary result is valid for: host, kernel, backend, VMM version."""
+    if knowledge.backends()[backend].kind != "qemu":
+        p = static_probe(backend, host)
+        return f"{host.hostname}|{host.kernel}|{backend}|{p.binary} {p.version}"
     binary = host_binary(host)
     version = qemu_info(binary).version if binary else None
     return f"{host.hostname}|{host.kernel}|{backend}|qemu {version}"
@@ -101,10 +124,11 @@ def run_canary(
         if hit is not None:
             return hit
     key = host_key(backend, host)
-    guest = canary_guest(host)
-    if guest is None:
-        return CanaryResult(backend, True, f"no canary is defined for {host.arch} hosts; "
-                            "not verified", 0.0, time.time(), key)
+    cell = canary_cell(backend, host)
+    if cell is None:
+        return CanaryResult(backend, True, f"no canary {backend} can boot is defined for "
+                            f"{host.arch} hosts; not verified", 0.0, time.time(), key)
+    guest = cell.guest
     try:
         images = store.resolve_guest(guest)
     except ImageError as exc:
@@ -113,9 +137,7 @@ def run_canary(
                             time.time(), key)
     run_dir = cache.sub("canary", f"{backend}-run")
     shutil.rmtree(run_dir / "cells", ignore_errors=True)
-    cell = Cell(guest=guest, backend=backend, firmware="bios",
-                timeouts=guest.timeouts or Timeouts(), memory_mb=guest.memory_mb)
-    log(f"  canary: booting {guest.name} on {backend}")
+    log(f"  canary: booting {guest.name} on {backend} ({cell.firmware})")
     started = time.monotonic()
     result = run_cell(cell, images, run_dir)
     ok = not result.verdict.is_failure()

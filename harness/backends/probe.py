@@ -131,6 +131,8 @@ def static_probe(name: str, host: HostFacts | None = None) -> Probe:
     if b.host_os and host.os not in b.host_os:
         return Probe(name, MISSING, f"{b.description} runs on {', '.join(b.host_os)}; "
                      f"this host runs {host.os}", b.hardware)
+    if b.kind != "qemu":
+        return _vmm_probe(b, host)
     binary = host_binary(host)
     if binary is None:
         return Probe(name, MISSING, f"no QEMU target for host architecture {host.arch}",
@@ -152,6 +154,45 @@ def static_probe(name: str, host: HostFacts | None = None) -> Probe:
     reason = ("static checks passed; whether it runs guests is the canary's to say" if b.hardware
               else "software emulation needs no hardware")
     return Probe(name, AVAILABLE, reason, b.hardware, q.path, q.version)
+
+
+@functools.cache
+def tool_version(binary: str, args: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
+    """(path, version, error) of a VMM's tool: `args` are its arguments, then a regex."""
+    path = shutil.which(binary)
+    if path is None:
+        return None, None, f"{binary} not found on PATH"
+    if not args:
+        return path, None, None
+    *argv, pattern = args
+    try:
+        proc = subprocess.run([path, *argv], capture_output=True, text=True, timeout=15,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return path, None, f"{binary} {' '.join(argv)} does not run: {exc}"
+    out = proc.stdout + proc.stderr
+    m = re.search(pattern, out, re.M)
+    if m is None:
+        tail = (out.strip().splitlines() or ["no output"])[-1][:160]
+        return path, None, (f"`{binary} {' '.join(argv)}` exited {proc.returncode} without "
+                            f"the expected answer: {tail}")
+    return path, m.group(1), None
+
+
+def _vmm_probe(b: BackendInfo, host: HostFacts) -> Probe:
+    """A VMM other than QEMU: its tool on PATH answering, then its device or file."""
+    assert b.binary is not None
+    path, version, error = tool_version(b.binary, b.version)
+    if path is None:
+        return Probe(b.name, MISSING, f"{error} ({b.package})", b.hardware)
+    if error:
+        return Probe(b.name, UNUSABLE, error, b.hardware, path)
+    problem = _host_checks(b, host)
+    if problem:
+        return Probe(b.name, problem[0], problem[1], b.hardware, path, version)
+    reason = ("static checks passed; whether it runs guests is the canary's to say"
+              if b.hardware else f"{b.binary} {version or ''} runs in software".replace("  ", " "))
+    return Probe(b.name, AVAILABLE, reason, b.hardware, path, version)
 
 
 def _host_checks(b: BackendInfo, host: HostFacts) -> tuple[str, str] | None:
@@ -186,8 +227,12 @@ def runs_arch(backend: str, guest_arch: str, host: HostFacts | None = None) -> s
     host = host or host_facts()
     b = knowledge.backends()[backend]
     arch = knowledge.arches()[guest_arch]
+    if b.kind != "qemu" and guest_arch not in b.arches:
+        return f"{backend} runs {', '.join(b.arches)} guests, not {guest_arch}"
     if b.hardware and host.arch not in arch.host:
         return f"{backend} runs guests of the host's architecture ({host.arch}), not {guest_arch}"
+    if b.kind != "qemu":
+        return None
     q = qemu_info(arch.qemu)
     if q.error:
         return f"{q.error} (Debian package {arch.package})"

@@ -6,6 +6,7 @@ read, but junit-xml does not model) are added to its element tree.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,20 +16,29 @@ from ..images.cache import atomic_write
 from ..model import CellResult, Verdict
 
 TAIL_CHARS = 8000
+# characters XML 1.0 cannot carry at all (not even escaped): a console's control
+# bytes (the Debian installer's SO/SI charset switches) would make junit.xml unreadable
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def xml_safe(text: str | None) -> str | None:
+    return None if text is None else _NOT_XML.sub("\ufffd", text)
 
 
 def _case(result: CellResult, tail: str) -> TestCase:
     classname = result.guest
     name = f"{result.backend}/{result.firmware}"
     case = TestCase(name, classname=classname, elapsed_sec=result.duration_s,
-                    stdout=tail or None)
-    message = f"{result.verdict}: {result.reason}" if result.reason else str(result.verdict)
+                    stdout=xml_safe(tail) or None)
+    message = xml_safe(f"{result.verdict}: {result.reason}" if result.reason
+                       else str(result.verdict))
     if result.verdict is Verdict.SKIP:
         case.add_skipped_info(message)
     elif result.verdict is Verdict.ERROR:
         case.add_error_info(message)
     elif result.verdict.is_failure(strict=True):
-        case.add_failure_info(message, result.failure["text"] if result.failure else None)
+        case.add_failure_info(message, xml_safe(result.failure["text"]) if result.failure
+                              else None)
     return case
 
 

@@ -13,6 +13,7 @@ import fnmatch
 import json
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -31,7 +32,9 @@ from .model import Guest, Matrix
 from .plan import PlanError, expand, parse_shard
 from .progress import DownloadBar, Progress, summary_table
 from .repro import Replay
+from .results.history import Comparison
 from .results.merge import MergeError, merge
+from .results.report import build as build_report
 from .results.store import RunStore, load_results, new_run_id
 from .runner import for_gdb, free_port, run_cell
 from .scheduler import ResumeError, RunOptions, Scheduler
@@ -98,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retries", type=int, metavar="N",
                      help="re-run a failing cell up to N times (default: the matrix's)")
     run.add_argument("--strict", action="store_true", help="an xpass counts as a failure")
+    run.add_argument("--fail-on", choices=("any", "regression"), default="any",
+                     help="exit 1 when any cell fails (default), or only when a cell that "
+                          "passed in its previous recorded run fails now (nightly CI)")
     run.add_argument("--rerun-failures", type=int, default=0, metavar="N",
                      help="re-run each failing cell N more times; a cell whose reruns disagree "
                           "is marked flaky in results.json")
@@ -197,6 +203,19 @@ def _parser() -> argparse.ArgumentParser:
     bq.add_argument("--out", type=Path, metavar="DIR",
                     help="where the trials go (default: reports/ next to the matrix)")
 
+    rep = sub.add_parser("report", help="(re)build the HTML pages and the history of runs",
+                         description="Record each run folder in the history of its reports "
+                                     "folder (history.sqlite) and write its pages: "
+                                     "RUN_DIR/index.html (the guests x backends grid), a page "
+                                     "per cell, and history.html beside the run folders "
+                                     "(regressions, fixes, flaky cells, boot-time trends). "
+                                     "Pages are single files that fetch nothing.")
+    rep.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    rep.add_argument("--baseline", metavar="RUN_ID",
+                     help="compare with this run instead of each cell's previous run")
+    rep.add_argument("--history", type=int, default=10, metavar="N",
+                     help="runs shown per cell on the history page (default 10)")
+
     mg = sub.add_parser("merge", help="combine shard runs into one run folder",
                         description="Combine the run folders of `harness run --shard K/N` (or "
                                     "of several hosts) into one run: results.json, junit.xml "
@@ -263,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
                 "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro,
                 "merge": cmd_merge, "worker": cmd_worker,
-                "bisect-quirks": cmd_bisect, "replay": cmd_replay}[args.command](args)
+                "bisect-quirks": cmd_bisect, "replay": cmd_replay,
+                "report": cmd_report}[args.command](args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -327,15 +347,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         fresh_canary=args.fresh_canary, keep=args.keep, interactive=args.interactive,
         gdb_port=gdb_port, rerun_failures=args.rerun_failures, resume=args.resume,
         cluster=args.cluster,
-        meta={"matrix": str(args.matrix), "argv": sys.argv[1:]},
+        meta={"matrix": str(args.matrix), "argv": sys.argv[1:], "guests": {
+            c.guest.id: {"name": c.guest.name, "os": c.guest.os, "arch": c.guest.arch,
+                         "version": c.guest.version} for c in cells}},
     )
     outcome = Scheduler(options, progress).run(cells)
     print(summary_table(outcome.results, colour=sys.stdout.isatty()))
     print(f"\nrun folder: {outcome.store.folder}")
+    changes = _pages(outcome.store.folder)
     if args.keep:
         _print_overlays(outcome.store.folder)
     if outcome.interrupted:
         print("interrupted: the cells above finished; the rest did not run", file=sys.stderr)
+    elif args.fail_on == "regression":  # no history to compare with fails safe
+        return 1 if changes is None or changes.regressions else 0
     return outcome.exit_status(args.strict)
 
 
@@ -568,6 +593,40 @@ def _print_overlays(folder: Path) -> None:
         print(f"kept overlay (the guest's writes): {overlay}")
 
 
+def _pages(run_dir: Path) -> Comparison | None:
+    """Record a finished run in the history and write its pages; its changes."""
+    try:
+        built = build_report([run_dir])
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        print(f"harness: the run's pages were not written: {exc}", file=sys.stderr)
+        return None
+    changes = next(iter(built.comparisons.values()))
+    print(f"page: {run_dir / 'index.html'} ({len(changes.regressions)} regressions, "
+          f"{len(changes.fixes)} fixes since the previous runs)")
+    for c in changes.regressions:
+        print(f"  REGRESSION {c.cell_id}: {c.before} -> {c.after} (vs {c.baseline_run})")
+    return changes
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    for d in args.runs:
+        if not (d / "results.json").is_file():
+            raise UsageError(f"{d}: no results.json (not a run folder)")
+    if args.history < 1:
+        raise UsageError("--history must be at least 1")
+    try:
+        built = build_report(args.runs, args.baseline, args.history)
+    except KeyError as exc:
+        raise UsageError(f"--baseline: {exc.args[0]}") from None
+    for run_id, c in built.comparisons.items():
+        print(f"{run_id}: {len(c.regressions)} regressions, {len(c.fixes)} fixes, "
+              f"{len(c.new)} new cells")
+        for ch in c.regressions:
+            print(f"  REGRESSION {ch.cell_id}: {ch.before} -> {ch.after} (vs {ch.baseline_run})")
+    print(f"{len(built.pages)} pages written; open {args.runs[-1] / 'index.html'}")
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     try:
         store = merge(args.runs, args.out)
@@ -575,6 +634,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(summary_table(store.cells, colour=sys.stdout.isatty()))
     print(f"\nmerged {len(args.runs)} runs into {store.folder}")
+    _pages(store.folder)
     return 1 if any(c.verdict.is_failure() for c in store.cells) else 0
 
 

@@ -209,3 +209,16 @@ def test_pages_in_chromium(three_runs, browser):
     assert "flip/tcg/bios" in browser.find_element(By.ID, "flaky").text
     browser.save_screenshot(str(SHOTS / "history.png"))
     assert browser.execute_script("return typeof uPlot") in ("function", "undefined")
+
+
+def test_a_hundred_cell_run_page_stays_small():
+    verdicts = {f"guest-{i:02d}/{b}/bios": v for i in range(25)
+                for b, v in zip(("tcg", "kvm", "bochs", "xen"), ("pass", "crash", "skip", "hang"),
+                                strict=True)}
+    r = results("20261121T000000Z-abcd", "2026-11-21T00:00:00Z", verdicts)
+    for c in r["cells"]:
+        c["reason"] = "x" * 300
+        c["quirks"] = ["noapic", "no_timer_check"]
+    page = run_page(r)
+    assert len(verdicts) == 100 and page.count("data-cell=") == 100
+    assert len(page.encode()) < 2_000_000

@@ -105,5 +105,9 @@ def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch
     bios, vgabios = first(BIOS, "bochsbios"), first(VGABIOS, "vgabios")
     rc, commands = folder / "bochsrc", folder / "bochs.commands"
     text = bochsrc(cell, images, folder / "bochs.log", bios, vgabios)
-    argv = [BINARY, "-q", "-f", str(rc), "-rc", str(commands)]
+    # Bochs prints its banner and start-up notes on stdout, which is the terminal
+    # COM1 writes to (/dev/tty): stdout goes to a file instead, so the console is
+    # the guest's alone (stderr, with Bochs's last words, still reaches vmm.stderr)
+    argv = ["sh", "-c", 'out="$1"; shift; exec "$@" >"$out"', "bochs-console",
+            str(folder / "bochs.stdout"), BINARY, "-q", "-f", str(rc), "-rc", str(commands)]
     return VmmLaunch(argv, {rc: text, commands: "c\n"}, firmware_files=(bios, vgabios))

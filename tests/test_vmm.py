@@ -96,12 +96,20 @@ def test_bochsrc_for_cdrom_disk_and_floppy(tmp_path):
     g = load_guest(TEST_GUESTS / "test-grub-disk.yaml")
     rc = bochs.bochsrc(Cell(g, "bochs", "bios", g.timeouts, 256), {"iso": disk},
                        tmp_path / "l", Path("/b"), Path("/v"))
-    assert f"ata0-master: type=disk, path={disk}, mode=volatile" in rc and "boot: disk" in rc
+    journal = tmp_path / "disk.redolog"
+    assert f"ata0-master: type=disk, path={disk}, mode=volatile, journal={journal}" in rc
+    assert "boot: disk" in rc
     qcow = tmp_path / "q.img"
     qcow.write_bytes(b"QFI\xfb" + bytes(60))
     with pytest.raises(LaunchError, match="raw images only"):
         bochs.bochsrc(Cell(g, "bochs", "bios", g.timeouts, 256), {"iso": qcow},
                       tmp_path / "l", Path("/b"), Path("/v"))
+    launch = bochs.build_launch(Cell(g, "bochs", "bios", g.timeouts, 256), {"iso": qcow},
+                                tmp_path)
+    raw = tmp_path / "disk.raw"
+    assert launch.setup == [["qemu-img", "convert", "-O", "raw", str(qcow), str(raw)]]
+    assert f"ata0-master: type=disk, path={raw}, mode=volatile" in launch.files[
+        tmp_path / "bochsrc"]  # the copy; the redo log beside it in the cell folder
     fd = load_guest(GUESTS / "freedos-722.yaml")
     with pytest.raises(LaunchError, match="serial-console guests only"):
         bochs.build_launch(Cell(fd, "bochs", "bios", fd.timeouts, 64), {"floppy": disk}, tmp_path)

@@ -66,7 +66,7 @@ def bochsrc(cell: Cell, images: dict[str, Path], log: Path, bios: Path, vgabios:
     kind, media = boot_media(cell, images)
     if kind != "cdrom" and media.exists() and image_format(media) != "raw":
         raise LaunchError(f"bochs reads raw images only; {media.name} is "
-                          f"{image_format(media)}")
+                          f"{image_format(media)} (build_launch converts qcow2 disks)")
     lines = [
         f"# guest-harness: {cell.id}",
         f"megs: {cell.memory_mb}",
@@ -92,8 +92,10 @@ def bochsrc(cell: Cell, images: dict[str, Path], log: Path, bios: Path, vgabios:
     if kind == "cdrom":
         lines += [f"ata1-master: type=cdrom, path={media}, status=inserted", "boot: cdrom"]
     elif kind == "disk":
-        # volatile: the guest's writes go to a redo log beside the cell, the image stays as is
-        lines += [f"ata0-master: type=disk, path={media}, mode=volatile", "boot: disk"]
+        # volatile: the guest's writes go to a redo log in the cell folder (journal=),
+        # the image (in the cache) stays as it is
+        lines += [f"ata0-master: type=disk, path={media}, mode=volatile, "
+                  f"journal={log.parent / 'disk.redolog'}", "boot: disk"]
     else:
         lines += [f"floppya: 1_44={media}, status=inserted, write_protected=1",
                   "boot: floppy"]
@@ -104,10 +106,20 @@ def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch
     """The Bochs command line and its files, for a cell folder."""
     bios, vgabios = first(BIOS, "bochsbios"), first(VGABIOS, "vgabios")
     rc, commands = folder / "bochsrc", folder / "bochs.commands"
+    setup: list[list[str]] = []
+    kind, media = boot_media(cell, images)
+    if kind == "disk" and media.exists() and image_format(media) == "qcow2":
+        # Bochs reads raw disks only: a raw copy in the cell folder (a cloud image)
+        raw = folder / "disk.raw"
+        setup.append(["qemu-img", "convert", "-O", "raw", str(media), str(raw)])
+        assert cell.guest.boot.image is not None
+        images = {**images, cell.guest.boot.image: raw}
     text = bochsrc(cell, images, folder / "bochs.log", bios, vgabios)
     # Bochs prints its banner and start-up notes on stdout, which is the terminal
     # COM1 writes to (/dev/tty): stdout goes to a file instead, so the console is
     # the guest's alone (stderr, with Bochs's last words, still reaches vmm.stderr)
     argv = ["sh", "-c", 'out="$1"; shift; exec "$@" >"$out"', "bochs-console",
             str(folder / "bochs.stdout"), BINARY, "-q", "-f", str(rc), "-rc", str(commands)]
-    return VmmLaunch(argv, {rc: text, commands: "c\n"}, firmware_files=(bios, vgabios))
+    return VmmLaunch(argv, {rc: text, commands: "c\n"}, setup=setup,
+                     teardown=[["rm", "-f", str(folder / "disk.raw")]] if setup else [],
+                     firmware_files=(bios, vgabios))

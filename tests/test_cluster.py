@@ -93,7 +93,7 @@ def test_cells_land_where_their_backend_is(tmp_path, scheduler, qemu, default_im
     hvf = cells["linux-busybox-x86_64/hvf/bios"]
     assert hvf["verdict"] == "skip" and hvf["reason"].startswith("no connected worker runs hvf")
     folder = tmp_path / "r" / "latest" / "cells/linux-busybox-x86_64/tcg-bios"
-    assert "reboot: Power down" in (folder / "console.log").read_text()
+    assert b"reboot: Power down" in (folder / "console.raw").read_bytes()
     assert (folder / "repro.sh").is_file()
 
 

@@ -139,10 +139,21 @@ def _brief(r: CellResult) -> str:
     return " | ".join(parts)
 
 
+SKIPS_LISTED = 20  # more skipped cells than this are summed up by reason
+
+
 def summary_table(results: list[CellResult], colour: bool = False) -> str:
-    """A fixed-width table of every cell, and totals per verdict."""
+    """A fixed-width table of the cells, and totals per verdict.
+
+    Skipped cells are listed one by one while few; a matrix over every backend
+    has hundreds (no NVMM on Linux, no Xen tools...), so then they are counted
+    per reason instead (each is in results.json, the run page and `harness
+    list --cells`)."""
+    skipped = [r for r in results if r.verdict is Verdict.SKIP]
+    grouped = len(skipped) > SKIPS_LISTED
+    shown = [r for r in results if not (grouped and r.verdict is Verdict.SKIP)]
     rows = [("cell", "verdict", "score", "last milestone", "speed", "reason")]
-    for r in sorted(results, key=lambda r: r.cell_id):
+    for r in sorted(shown, key=lambda r: r.cell_id):
         reached = [m for m in r.milestones if m.reached]
         last = f"{reached[-1].name} {reached[-1].t:.1f}s" if reached else "-"
         score = "-" if r.verdict is Verdict.SKIP else f"{r.score:.2f}"
@@ -164,6 +175,13 @@ def summary_table(results: list[CellResult], colour: bool = False) -> str:
             lines.append(f"{r.cell_id} parts from {d['from']} after "
                          f"{d['last_common_milestone'] or 'the start'!r}, console line "
                          f"{d['line']}: expected {d['expected']!r}, got {d['got']!r}")
+    if grouped:
+        reasons: dict[str, int] = {}
+        for r in skipped:
+            reasons[r.reason or "-"] = reasons.get(r.reason or "-", 0) + 1
+        lines.append(f"\n{len(skipped)} cells skipped:")
+        lines += [f"  {n:>4} x {why[:150]}" for why, n in
+                  sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
     counts: dict[str, int] = {}
     for r in results:
         counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1

@@ -52,3 +52,17 @@ def test_divergence_names_the_first_differing_line_without_time_stamps(tmp_path)
     assert ("g/kvm/bios parts from tcg/bios after 'init', console line 3: expected "
             "'Run /init as init process', got 'traps: init[1] general protection fault'"
             ) in summary_table([good, bad])
+
+
+def test_many_skipped_cells_are_counted_per_reason():
+    from harness.model import CellResult, Verdict
+
+    cells = [CellResult(f"g{i}/nvmm/bios", f"g{i}", "nvmm", "bios", Verdict.SKIP,
+                        reason="nvmm missing: runs on NetBSD") for i in range(30)]
+    cells += [CellResult("g0/tcg/bios", "g0", "tcg", "bios", Verdict.PASS, score=1.0)]
+    table = summary_table(cells)
+    assert "g0/tcg/bios" in table and "g5/nvmm/bios" not in table
+    assert "30 cells skipped:" in table and "  30 x nvmm missing: runs on NetBSD" in table
+    assert table.endswith("totals: pass 1, skip 30")
+    few = summary_table(cells[:3])
+    assert "g1/nvmm/bios" in few and "skipped:" not in few

@@ -169,7 +169,8 @@ def _artifacts(cell: Cell, folder: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, name in (("console", "console.log"), ("console_raw", "console.raw"),
                       ("stderr", "vmm.stderr"), ("screen_log", "screen.log"),
-                      ("screen_text", "screen.txt"), ("screen", "screen.png")):
+                      ("screen_text", "screen.txt"), ("screen", "screen.png"),
+                      ("vmm_commands", "vmm.commands.log"), ("vmm_log", "bochs.log")):
         if (folder / name).exists():
             out[key] = f"{rel}/{name}"
     shots = sorted(p.name for p in folder.glob("*.png") if p.name != "screen.png")
@@ -182,7 +183,8 @@ def _keep_attempt(folder: Path, n: int) -> None:
     """Move an earlier attempt's artefacts to attempt-N/ so the next starts clean."""
     dest = folder / f"attempt-{n}"
     dest.mkdir(exist_ok=True)
-    names = ["console.log", "console.raw", "vmm.stderr", "screen.log", "screen.txt"]
+    names = ["console.log", "console.raw", "vmm.stderr", "screen.log", "screen.txt",
+             "vmm.commands.log", "bochs.log", "bochs.stdout"]
     for name in names + [p.name for p in folder.glob("*.png")]:
         if (folder / name).exists():
             (folder / name).replace(dest / name)

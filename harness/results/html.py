@@ -232,6 +232,8 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
         f"sh {folder / 'repro.sh'}\nharness repro {cell['id']} --from {run_dir}") + "</pre>")
     out.append(_file_block("Console", folder / "console.log", "console", tail=CONSOLE_LINES))
     out.append(_file_block("VMM stderr", folder / "vmm.stderr", "stderr", tail=200))
+    out.append(_file_block("VMM commands (setup and teardown)", folder / "vmm.commands.log",
+                           "vmm-commands", tail=200))
     out.append("<h2>Images</h2><table><tr><th>image</th><th>sha256</th><th>source</th></tr>"
                + "".join(
         f"<tr><td>{esc(n)}</td><td><code>{esc(i.get('sha256'))}</code></td>"

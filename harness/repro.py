@@ -9,6 +9,7 @@ console on the terminal, saying what it does before doing it.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass
@@ -70,13 +71,13 @@ def vmm_repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: VmmLa
         out += _image_block(f"IMG{i}", name, img)
         replace[str(img.path)] = f"${{IMG{i}}}"
 
-    def sub(text: str) -> str:
+    def sub(text: str) -> str:  # file text for an unquoted here-document
         for old, new in sorted(replace.items(), key=lambda kv: -len(kv[0])):
             text = text.replace(old, new)
         return text
 
     def line(argv: list[str]) -> str:
-        return " ".join(f'"{sub(a)}"' if sub(a) != a else shlex.quote(a) for a in argv)
+        return " ".join(_word(a, replace) for a in argv)
 
     for path, text in launch.files.items():
         out += [f'say "writing {sub(str(path))}"', f'cat > "{sub(str(path))}" <<REPRO_EOF',
@@ -91,6 +92,22 @@ def vmm_repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: VmmLa
     out += [f"say {shlex.quote('starting ' + cell.backend + '; its console follows')}",
             line(launch.argv)]
     return "\n".join(out) + "\n"
+
+
+def _word(arg: str, replace: dict[str, str]) -> str:
+    """One shell word: the recorded paths in `arg` become variables, the rest stays literal."""
+    olds = sorted((o for o in replace if o and o in arg), key=len, reverse=True)
+    if not olds:
+        return shlex.quote(arg)
+    parts, pos = [], 0
+    for m in re.finditer("|".join(map(re.escape, olds)), arg):
+        parts += [_DQ_SPECIAL.sub(r"\\\g<0>", arg[pos:m.start()]), replace[m.group()]]
+        pos = m.end()
+    parts.append(_DQ_SPECIAL.sub(r"\\\g<0>", arg[pos:]))
+    return '"' + "".join(parts) + '"'
+
+
+_DQ_SPECIAL = re.compile(r'[\\"$`]')  # what a double-quoted shell word would expand
 
 
 def _image_block(var: str, name: str, img: ResolvedImage) -> list[str]:
@@ -164,11 +181,7 @@ def repro_script(cell: Cell, result: CellResult, images: dict[str, ResolvedImage
                 f'cp {shlex.quote(str(launch.vars_template))} "$WORK/efivars.fd"']
     argv = []
     for arg in launch.argv:
-        quoted = shlex.quote(arg)
-        for old, new in sorted(replace.items(), key=lambda kv: -len(kv[0])):
-            if old in arg:
-                quoted = '"' + arg.replace(old, new).replace('"', '\\"') + '"'
-                break
+        quoted = _word(arg, replace)
         if "efivars.fd" in arg and launch.vars_template is not None:
             quoted = '"' + arg[: arg.index("file=") + 5] + '$WORK/efivars.fd"'
         if arg.startswith("unix:") and "qmp.sock" in arg:

@@ -37,7 +37,7 @@ from .console.watcher import ScreenWatcher
 from .images.cache import sha256_file
 from .images.store import ResolvedImage
 from .interact import hand_over, keys_while_booting
-from .model import Cell, CellResult, FailureSignature, Timeouts, Verdict
+from .model import Cell, CellResult, Timeouts, Verdict
 from .repro import repro_script, vmm_repro_script
 from .runner_vmm import attempt as vmm_attempt
 from .runner_vmm import vmm_facts
@@ -53,11 +53,6 @@ ENV_PREFIXES = ("QEMU", "HARNESS_", "LIBVIRT", "TMPDIR")
 def _digest(path: Path) -> str:
     """A firmware file's digest, computed once per process."""
     return sha256_file(path)
-
-
-def cell_failures(cell: Cell) -> list[FailureSignature]:
-    """The guest's own failure signatures, then the built-ins of its OS family."""
-    return knowledge.guest_failures(cell.guest)
 
 
 def skipped(cell: Cell, reason: str, verdict: Verdict = Verdict.SKIP) -> CellResult:
@@ -215,7 +210,7 @@ def _attempt(cell: Cell, images: dict[str, ResolvedImage], folder: Path,
             return Attempt(None, Verdict.ERROR, str(exc), launch.argv, 0.0, launch, media)
         transcript = Transcript(folder)
         tracker = BootTracker(
-            cell.guest.milestones, cell_failures(cell), cell.timeouts,
+            cell.guest.milestones, knowledge.guest_failures(cell.guest), cell.timeouts,
             knowledge.backends()[cell.backend].failures, start=vm.started,
         )
         screen_log = screen = None

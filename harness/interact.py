@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 from .backends.process import VMProcess
 from .backends.qmp import QMP, QMPError
-from .console.session import Transcript
+from .console.transcript import Transcript
 
 ESCAPE = b"\x1d"  # Ctrl-]
 MONITOR = b"\x1c"  # Ctrl-\

@@ -43,13 +43,14 @@ class Replay:
 
 
 def replay(guest: Guest, data: bytes, milestones: Sequence[str] | None = None,
-           source: str = "serial", chunk: int = CHUNK) -> Replay:
+           source: str = "serial", chunk: int = CHUNK, native: bool | None = None) -> Replay:
     """Feed `data` (a console as the guest printed it) to the guest's matcher.
 
     `milestones` limits the check to those the transcript covers (a log
     that starts at the kernel cannot show the boot loader); by default all
     text milestones of `source` are required in order. Needle and still
-    milestones need a screen and are never part of a replay.
+    milestones need a screen and are never part of a replay. `native` picks
+    the matcher's literal prefilter (None: the fastest available).
     """
     text_ms = [m for m in guest.milestones if m.pattern is not None and m.source == source]
     if milestones is not None:
@@ -62,11 +63,13 @@ def replay(guest: Guest, data: bytes, milestones: Sequence[str] | None = None,
     # A sentinel that never matches keeps the matcher looking for failure
     # signatures after the last milestone: a live run stops there, but a
     # transcript's tail is evidence too.
-    matcher = Matcher([*text_ms, _SENTINEL], knowledge.guest_failures(guest))
+    matcher = Matcher([*text_ms, _SENTINEL], knowledge.guest_failures(guest), native=native)
     out = Replay(checked=[m.name for m in text_ms if milestones is not None or not m.optional])
+    cursor = 0  # the next milestone, moved on as the tracker would
     for i in range(0, len(data), chunk):
-        for ev in matcher.feed(data[i:i + chunk], float(i), source):
+        for ev in matcher.feed(data[i:i + chunk], float(i), cursor, source).events:
             if ev.kind == "milestone":
+                cursor = ev.index + 1
                 out.reached.append(ev.name)  # never the sentinel: it cannot match
             elif ev.fatal:
                 out.failures.append(ev)

@@ -18,6 +18,8 @@ from harness.console.screen import (
     vga_rows,
     visible_text,
 )
+from harness.console.screen_match import Reached, ScreenMatcher, wants_screenshot
+from harness.model import Milestone, Needle, Still
 
 from .conftest import write
 
@@ -135,3 +137,67 @@ def test_the_needle_command_cuts_a_region(tmp_path):
                            "--y", "0", "--w", "44", "--h", "24", "-o", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "leaves the 800x600 screenshot" in proc.stderr
+
+
+def screen_ms(name, **kw):
+    return Milestone(name, None, source="screen", **kw)
+
+
+def test_a_needle_is_reached_when_the_screenshot_shows_it(tmp_path):
+    screen = Image.new("RGB", (800, 600), (40, 120, 90))
+    screen.paste((0, 100, 0), (2, 574, 46, 598))
+    needle = screen.crop((2, 574, 46, 598))
+    menu = screen_ms("menu", needle=Needle(tmp_path / "menu.png", 2, 574))
+    far = screen_ms("far", needle=Needle(tmp_path / "menu.png", 300, 300))
+    match = ScreenMatcher()
+    loaded = []
+
+    def image(path):
+        loaded.append(path)
+        return needle
+
+    assert match.shot_seen(None, screen, [(4, far)], image, 1.0) is None  # below 0.95
+    assert match.shot_seen(None, screen, [(4, far), (5, menu)], image, 2.0) == Reached(
+        5, "needle similarity 1.000")
+    assert loaded == [tmp_path / "menu.png"] * 3
+    assert wants_screenshot([(5, menu)], None)
+
+
+def test_a_still_screen_counts_from_when_it_is_due():
+    idle = screen_ms("idle", still=Still(3.0, ((730, 570, 70, 30),)))
+    match = ScreenMatcher()
+    text = (720, 400)
+    match.text_seen(True, 10.0)
+    assert match.still([(2, idle)], 11.0, text) is None  # due (armed) from 11
+    assert match.still([(2, idle)], 13.9, text) is None
+    match.text_seen(False, 13.95)  # an unchanged poll does not restart it
+    assert match.still([(2, idle)], 14.0, text) == Reached(2, "screen unchanged for 3 s")
+    match = ScreenMatcher()
+    assert match.still([(2, idle)], 1.0, text) is None
+    match.text_seen(True, 2.0)  # the text changed: counting starts again
+    assert match.still([(2, idle)], 4.5, text) is None
+    assert match.still([(2, idle)], 5.0, text) is not None
+
+
+def test_a_still_screen_in_a_graphics_mode_ignores_its_mask():
+    idle = screen_ms("idle", still=Still(2.0, ((730, 570, 70, 30),)))
+    graphics = (800, 600)
+    assert not wants_screenshot([(0, idle)], (720, 400)) and wants_screenshot([(0, idle)], graphics)
+    a = Image.new("RGB", graphics, (40, 120, 90))
+    clock = a.copy()
+    clock.paste((255, 255, 255), (740, 576, 790, 596))  # inside the mask
+    moved = a.copy()
+    moved.paste((255, 255, 255), (10, 10, 50, 50))
+    match = ScreenMatcher()
+    match.text_seen(True, 9.0)  # text changes do not count in a graphics mode
+    assert match.shot_seen(None, a, [(0, idle)], Image.open, 1.0) is None
+    assert match.still([(0, idle)], 1.0, graphics) is None
+    assert match.shot_seen(a, clock, [(0, idle)], Image.open, 2.0) is None
+    assert match.still([(0, idle)], 2.5, graphics) is None  # changed at 1.0
+    assert match.still([(0, idle)], 3.0, graphics) == Reached(0, "screen unchanged for 2 s")
+    match = ScreenMatcher()
+    match.shot_seen(None, a, [(0, idle)], Image.open, 1.0)
+    match.still([(0, idle)], 1.0, graphics)
+    match.shot_seen(a, moved, [(0, idle)], Image.open, 2.5)  # outside the mask: restarts
+    assert match.still([(0, idle)], 3.0, graphics) is None
+    assert match.still([(0, idle)], 4.5, graphics) is not None

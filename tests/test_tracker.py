@@ -118,6 +118,29 @@ def test_an_optional_milestone_with_a_timeout_is_given_up():
     t = tracker(milestones=ms)
     t.feed(b"AAA\n", 1001)
     t.feed(b"...\n", 1003.5)
-    assert t.tick(1003.5) is None and t.matcher.next == 2
+    assert t.tick(1003.5) is None and t.candidates() == [2]  # the banner is given up
     t.feed(b"BANNER CCC\n", 1004)
     assert t.outcome.end == "complete" and 1 not in t.outcome.reached
+
+
+def test_read_gives_the_cleaned_text_and_the_events():
+    t = tracker()
+    feed = t.read(b"\x1b[0mLinux version 6\r\n", 1001)
+    assert feed.text == "Linux version 6\r\n" and [e.name for e in feed.events] == ["kernel"]
+    assert t.candidates() == [1]
+    t.interrupt(1002, "stop")
+    assert t.read(b"\x1b[1mRun /init\n", 1003).text == "Run /init\n"  # logged, not matched
+    assert t.feed(b"Run /init\n", 1003) == [] and t.outcome.reached == {0: 1}
+
+
+def test_screen_milestones_pending_and_a_crash_stops_reaching():
+    ms = [Milestone("menu", None, source="screen"), Milestone("prompt", re.compile("A:>"),
+                                                              source="screen", optional=True),
+          Milestone("idle", None, source="screen")]
+    t = tracker(milestones=ms)
+    assert t.pending_screen_milestones() == [(0, ms[0])]
+    assert [e.name for e in t.reach(0, 1001, "needle similarity 0.990")] == ["menu"]
+    assert t.pending_screen_milestones() == [(1, ms[1]), (2, ms[2])]
+    t.feed(b"Kernel panic - not syncing: x\n", 1002)
+    assert t.reach(2, 1002.5) == []  # nothing is reached after a fatal failure
+    assert t.tick(1005).end == "crash" and t.outcome.reached == {0: 1}

@@ -22,6 +22,30 @@ ANSI = re.compile(
 MAX_PENDING = 256  # an "escape sequence" longer than this is let through as text
 
 
+def strip_ansi(text: str) -> str:
+    """`ANSI.sub("", text)`, several times faster on console text.
+
+    `str.find` (memchr) jumps from ESC to ESC where the regex engine would
+    test every character; escapes are sparse in real consoles.
+    """
+    at = text.find("\x1b")
+    if at == -1:
+        return text
+    out: list[str] = []
+    last = 0
+    match = ANSI.match
+    while at != -1:
+        m = match(text, at)
+        if m is None:
+            at = text.find("\x1b", at + 1)
+            continue
+        out.append(text[last:at])
+        last = m.end()
+        at = text.find("\x1b", last)
+    out.append(text[last:])
+    return "".join(out)
+
+
 class Cleaner:
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -38,10 +62,10 @@ class Cleaner:
         if len(text) - esc < MAX_PENDING and not ANSI.match(text, esc):
             self._pending = text[esc:]
             text = text[:esc]
-        return ANSI.sub("", text)
+        return strip_ansi(text)
 
     def flush(self) -> str:
         """What is held back, at the end of the stream."""
         text = self._pending + self._decoder.decode(b"", final=True)
         self._pending = ""
-        return ANSI.sub("", text)
+        return strip_ansi(text)

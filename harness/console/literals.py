@@ -1,8 +1,9 @@
 """Literal text a regular expression cannot match without.
 
-The matcher scans for these with `str.find` (much faster than the regex
-engine on text that does not match) and runs the regex only where one
-occurs. Only what is certain is returned; `None` means "always run it".
+The matcher scans for these (`prefilter.py`: one pass for all patterns,
+much faster than the regex engine on text that does not match) and runs
+a regex only where one of its literals occurs. Only what is certain is
+returned; `None` means "always run it".
 """
 
 from __future__ import annotations

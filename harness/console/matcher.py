@@ -1,22 +1,26 @@
-"""The console matcher: bytes in, milestone and failure events out.
+"""The console matcher: bytes in, milestone and failure events and clean text out.
 
-Pure and deterministic (the caller passes the time), so it is tested and
+Pure and deterministic: the caller passes the time and its cursor (the
+index of the next milestone; the tracker owns it), so it is tested and
 benchmarked without a VM. Work is linear in the console's length: each
-pattern is searched once per chunk over the new text plus a bounded
-carry-over (for matches split across reads), and a pattern's regex runs
-only where one of its required literals occurs. Memory is bounded by the
-carry-over, whatever the guest prints.
+chunk is scanned once for the required literals of all patterns at once
+(`prefilter.py`), a pattern's regex runs only where one of its literals
+occurs, over the new text plus a bounded carry-over (for matches split
+across reads). Memory is bounded by the carry-over, whatever the guest
+prints.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..model import FailureSignature, Milestone
 from .clean import Cleaner
 from .literals import required_literals
+from .order import candidates, finished
+from .prefilter import Hits, Prefilter
 
 WINDOW = 2048  # characters kept from earlier chunks; longer matches may be missed
 
@@ -32,26 +36,13 @@ class Event:
     send: str | None = None
 
 
-class _Pattern:
-    """A compiled pattern with its literal prefilter."""
+@dataclass(frozen=True)
+class Feed:
+    """What one read gave: its events in console order, and its text as cleaned
+    (for the transcript, which logs what the patterns saw)."""
 
-    __slots__ = ("literals", "regex")
-
-    def __init__(self, regex: re.Pattern[str]) -> None:
-        self.regex = regex
-        self.literals = required_literals(regex)
-
-    def search(self, text: str, start: int) -> re.Match[str] | None:
-        lits = self.literals
-        if lits is not None:
-            first = -1
-            for lit in lits:
-                at = text.find(lit, start)
-                if at != -1 and (first == -1 or at < first):
-                    first = at
-            if first == -1:
-                return None
-        return self.regex.search(text, start)
+    events: list[Event] = field(default_factory=list)
+    text: str = ""
 
 
 class _Stream:
@@ -71,71 +62,54 @@ class Matcher:
 
     Each milestone belongs to a source ("serial" or "screen"); text fed from
     a source can only reach milestones of that source, while the order runs
-    across both. Needle and still milestones are reached from outside
-    (`reach`). After a fatal failure it reports nothing more; after the last
-    milestone (optional ones included) it stops looking at all.
+    across both. Needle and still milestones are reached outside (the
+    tracker moves its cursor). Each non-fatal failure is reported once;
+    after a fatal failure nothing more is; once the cursor is past the last
+    milestone (optional ones included) it stops looking at all, but with no
+    milestones it watches failures for as long as it is fed.
     """
 
     def __init__(self, milestones: Sequence[Milestone], failures: Sequence[FailureSignature],
-                 window: int = WINDOW) -> None:
-        self.milestones = list(milestones)
-        self.failures = list(failures)
-        self._ms = [_Pattern(m.pattern) if m.pattern is not None else None
-                    for m in self.milestones]
-        self._fail = [_Pattern(f.pattern) for f in self.failures]
+                 window: int = WINDOW, native: bool | None = None) -> None:
+        self.milestones = tuple(milestones)
+        self.failures = tuple(failures)
         self.window = window
+        n = len(self.milestones)
+        # pattern ids: milestones 0..n-1 (None for needle/still ones), failures n..
+        self._regex: list[re.Pattern[str] | None] = [m.pattern for m in self.milestones]
+        self._regex += [f.pattern for f in self.failures]
+        self._fail_ids = tuple(range(n, n + len(self.failures)))
+        self._prefilter = Prefilter(
+            [required_literals(r) if r is not None else () for r in self._regex], native)
         self._streams: dict[str, _Stream] = {}
-        self.next = 0  # index of the next milestone to look for
-        self.crashed = False
-        self.text = ""  # the cleaned text of the last feed, for transcripts
+        self._crashed = False
         self._reported: set[str] = set()
 
-    @property
-    def done(self) -> bool:
-        """Nothing more to look for (a matcher with no milestones watches failures only)."""
-        return self.crashed or (bool(self.milestones) and self.next >= len(self.milestones))
-
-    @property
-    def required_done(self) -> bool:
-        return all(m.optional for m in self.milestones[self.next:])
-
-    def candidates(self) -> list[int]:
-        """Indexes that may be reached next: optional ones up to the next required one."""
-        out = []
-        for index in range(self.next, len(self.milestones)):
-            out.append(index)
-            if not self.milestones[index].optional:
-                break
-        return out
-
-    def feed(self, data: bytes, t: float, source: str = "serial") -> list[Event]:
+    def _stream(self, source: str) -> _Stream:
         stream = self._streams.get(source)
         if stream is None:
             stream = self._streams[source] = _Stream()
-        self.text = stream.cleaner.feed(data)
-        return self.match(self.text, t, source)
+        return stream
 
-    def reach(self, index: int, t: float, text: str = "") -> Event | None:
-        """Mark milestone `index` reached by other means (a needle, a still screen)."""
-        if self.done or index not in self.candidates():
-            return None
-        self.next = index + 1
-        m = self.milestones[index]
-        return Event("milestone", m.name, t, text, index=index, send=m.send)
+    def clean(self, data: bytes, source: str = "serial") -> str:
+        """Only decode and strip `data` (a read that is logged, not matched)."""
+        return self._stream(source).cleaner.feed(data)
 
-    def skip_optional(self) -> None:
-        """Give up on the optional milestones left (their wait is over)."""
-        while self.next < len(self.milestones) and self.milestones[self.next].optional:
-            self.next += 1
+    def feed(self, data: bytes, t: float, cursor: int, source: str = "serial") -> Feed:
+        """A read from `source` at time `t`, looking for milestones from `cursor` on."""
+        stream = self._stream(source)
+        text = stream.cleaner.feed(data)
+        return Feed(self._match(stream, text, t, cursor, source), text)
 
-    def match(self, text: str, t: float, source: str = "serial") -> list[Event]:
-        if self.done or not text:
+    def _match(self, stream: _Stream, text: str, t: float, cursor: int,
+               source: str) -> list[Event]:
+        if self._crashed or not text or finished(self.milestones, cursor):
             return []
-        stream = self._streams.setdefault(source, _Stream())
         buf = stream.buf + text
+        hits = self._prefilter.scan(buf)
         events: list[Event] = []
-        ms = self._find_milestone(stream, buf, source)
-        fl = self._find_failure(stream, buf)
+        ms = self._find_milestone(stream, buf, hits, cursor, source)
+        fl = self._find_failure(stream, buf, hits)
         while ms is not None or fl is not None:
             if fl is not None and (ms is None or fl[0].start() < ms[0].start()):
                 m, sig = fl
@@ -144,41 +118,49 @@ class Matcher:
                     self._reported.add(sig.name)
                     events.append(Event("failure", sig.name, t, m.group(0), fatal=sig.fatal))
                 if sig.fatal:
-                    self.crashed = True
+                    self._crashed = True
                     break
-                fl = self._find_failure(stream, buf)
+                fl = self._find_failure(stream, buf, hits)
             else:
                 m, index = ms
                 stream.ms_from = max(m.end(), m.start() + 1)
                 milestone = self.milestones[index]
                 events.append(Event("milestone", milestone.name, t, m.group(0), index=index,
                                     send=milestone.send))
-                self.next = index + 1
-                if self.done:
+                cursor = index + 1
+                if finished(self.milestones, cursor):
                     break
-                ms = self._find_milestone(stream, buf, source)
+                ms = self._find_milestone(stream, buf, hits, cursor, source)
         self._carry(stream, buf)
         return events
 
-    def _find_milestone(self, stream: _Stream, buf: str,
+    def _find_milestone(self, stream: _Stream, buf: str, hits: Hits, cursor: int,
                         source: str) -> tuple[re.Match[str], int] | None:
         best = None
-        for index in self.candidates():
-            pattern = self._ms[index]
-            if pattern is None or self.milestones[index].source != source:
+        start = stream.ms_from
+        for index in candidates(self.milestones, cursor):
+            regex = self._regex[index]
+            if (regex is None or self.milestones[index].source != source
+                    or hits.first(index, start) == -1):
                 continue
-            m = pattern.search(buf, stream.ms_from)
+            m = regex.search(buf, start)
             if m is not None and (best is None or m.start() < best[0].start()):
                 best = (m, index)
         return best
 
-    def _find_failure(self, stream: _Stream,
-                      buf: str) -> tuple[re.Match[str], FailureSignature] | None:
+    def _find_failure(self, stream: _Stream, buf: str,
+                      hits: Hits) -> tuple[re.Match[str], FailureSignature] | None:
         best = None
-        for pattern, sig in zip(self._fail, self.failures, strict=True):
-            m = pattern.search(buf, stream.fail_from)
+        start = stream.fail_from
+        first = len(self.milestones)
+        for pid in hits.live(self._fail_ids):
+            if hits.first(pid, start) == -1:
+                continue
+            regex = self._regex[pid]
+            assert regex is not None
+            m = regex.search(buf, start)
             if m is not None and (best is None or m.start() < best[0].start()):
-                best = (m, sig)
+                best = (m, self.failures[pid - first])
         return best
 
     def _carry(self, stream: _Stream, buf: str) -> None:

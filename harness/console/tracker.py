@@ -1,9 +1,10 @@
 """The boot tracker: matcher events plus the clock become one cell outcome.
 
 Pure like the matcher (the caller passes every time stamp): it owns the
-stall timer, the per-milestone and total deadlines, the grace period that
-keeps reading after a crash so the backtrace lands in the log, and the
-accelerator-failure patterns watched on the VMM's stderr.
+milestone cursor (which milestone comes next, giving up optional ones),
+the stall timer, the per-milestone and total deadlines, the grace period
+that keeps reading after a crash so the backtrace lands in the log, and
+the accelerator-failure patterns watched on the VMM's stderr.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..model import FailureSignature, Milestone, Timeouts
-from .matcher import Event, Matcher
+from .matcher import Event, Feed, Matcher
+from .order import candidates, finished, required_done
 
 CRASH_GRACE = 3.0  # seconds of reading after a fatal signature ...
 CRASH_QUIET = 2.0  # ... or until the console is quiet this long (1 s lost traces on a busy host)
@@ -45,9 +47,10 @@ class BootTracker:
         crash_grace: float = CRASH_GRACE,
         crash_quiet: float = CRASH_QUIET,
     ) -> None:
-        self.milestones = list(milestones)
-        self.matcher = Matcher(milestones, failures)
-        self.stderr_matcher = Matcher([], accel_failures) if accel_failures else None
+        self.milestones = tuple(milestones)
+        self._matcher = Matcher(self.milestones, failures)
+        self._stderr = Matcher([], accel_failures) if accel_failures else None
+        self._cursor = 0  # index of the next milestone to look for
         self.timeouts = timeouts
         self.start = start
         self.crash_grace = crash_grace
@@ -60,22 +63,47 @@ class BootTracker:
         self.crash_at: float | None = None
         self.outcome: Outcome | None = None
 
+    # --- what comes next -------------------------------------------------------
+
+    def candidates(self) -> list[int]:
+        """Milestone indexes that may be reached next."""
+        return list(candidates(self.milestones, self._cursor))
+
+    def pending_screen_milestones(self) -> list[tuple[int, Milestone]]:
+        """The candidates the screen watcher looks for: (index, milestone)."""
+        return [(i, self.milestones[i]) for i in self.candidates()
+                if self.milestones[i].source == "screen"]
+
+    def _done(self) -> bool:
+        return finished(self.milestones, self._cursor)
+
     # --- inputs --------------------------------------------------------------
+
+    def read(self, data: bytes, now: float, source: str = "serial") -> Feed:
+        """Console bytes (or new screen text) read at `now`: the events and the
+        cleaned text, for the transcript."""
+        if self.outcome is not None:
+            return Feed([], self._matcher.clean(data, source))
+        if data:
+            self.last_output = now
+        feed = self._matcher.feed(data, now - self.start, self._cursor, source)
+        self._take(feed.events, now)
+        return feed
 
     def feed(self, data: bytes, now: float, source: str = "serial") -> list[Event]:
         """Console bytes (or new screen text) read at `now`; returns the events."""
         if self.outcome is not None:
             return []
-        if data:
-            self.last_output = now
-        return self._take(self.matcher.feed(data, now - self.start, source), now)
+        return self.read(data, now, source).events
 
     def reach(self, index: int, now: float, text: str = "") -> list[Event]:
         """A needle or still-screen milestone seen by the screen watcher."""
-        if self.outcome is not None:
+        if (self.outcome is not None or self.crash_at is not None
+                or index not in candidates(self.milestones, self._cursor)):
             return []
-        ev = self.matcher.reach(index, now - self.start, text)
-        return self._take([ev] if ev else [], now)
+        m = self.milestones[index]
+        ev = Event("milestone", m.name, now - self.start, text, index=index, send=m.send)
+        return self._take([ev], now)
 
     def activity(self, now: float) -> None:
         """The screen changed: output, as far as the stall timer is concerned."""
@@ -84,6 +112,7 @@ class BootTracker:
     def _take(self, events: list[Event], now: float) -> list[Event]:
         for ev in events:
             if ev.kind == "milestone":
+                self._cursor = ev.index + 1
                 self.reached[ev.index] = ev.t
                 self.since = now
             elif ev.fatal:
@@ -91,15 +120,15 @@ class BootTracker:
                 self.crash_at = now
             else:
                 self.warnings.append(ev)
-        if self.crash_at is None and self.matcher.done:
+        if self.crash_at is None and self._done():
             self._end("complete", now)
         return events
 
     def vmm_stderr(self, data: bytes, now: float) -> None:
         """The VMM's stderr: an accelerator failure ends the cell at once."""
-        if self.outcome is not None or self.stderr_matcher is None:
+        if self.outcome is not None or self._stderr is None:
             return
-        for ev in self.stderr_matcher.feed(data, now - self.start):
+        for ev in self._stderr.feed(data, now - self.start, 0).events:
             self._end("accel", now, failure=ev, detail=ev.text.strip())
             return
 
@@ -108,7 +137,7 @@ class BootTracker:
         if self.outcome is None:
             if self.crash_at is not None:
                 self._end("crash", now, exit_status=status)
-            elif self.matcher.required_done:
+            elif required_done(self.milestones, self._cursor):
                 self._end("complete", now, exit_status=status)
             else:
                 self._end("exited", now, exit_status=status)
@@ -132,15 +161,15 @@ class BootTracker:
                 self._end("crash", now)
             return self.outcome
         self._expire_optional(now)
-        if self.matcher.done:
+        if self._done():
             self._end("complete", now)
             return self.outcome
         waited = self.pending_timeout()
-        if self.matcher.required_done:
+        if required_done(self.milestones, self._cursor):
             # only optional milestones are left: their wait ends quietly
             if (now - self.last_output >= self.timeouts.stall
                     or now - self.start >= self.timeouts.total):
-                self.matcher.skip_optional()
+                self._cursor = len(self.milestones)  # give up the optional ones left
                 self._end("complete", now)
             return self.outcome
         if now - self.last_output >= self.timeouts.stall:
@@ -149,7 +178,7 @@ class BootTracker:
         if now - self.start >= self.timeouts.total:
             deadline = f"the total deadline of {self.timeouts.total:g} s"
         elif waited is not None and now - self.since >= waited:
-            name = self.milestones[self.matcher.next].name
+            name = self.milestones[self._cursor].name
             deadline = f"milestone {name!r} not reached within {waited:g} s"
         else:
             return None
@@ -162,18 +191,17 @@ class BootTracker:
 
     def _expire_optional(self, now: float) -> None:
         """Skip optional milestones whose own timeout has run out."""
-        m = self.matcher
-        while m.next < len(self.milestones):
-            pending = self.milestones[m.next]
+        while self._cursor < len(self.milestones):
+            pending = self.milestones[self._cursor]
             if (not pending.optional or pending.timeout is None
                     or now - self.since < pending.timeout):
                 break
-            m.next += 1
+            self._cursor += 1
 
     def pending_timeout(self) -> float | None:
         """The timeout of the milestone being waited for, if it has one."""
-        if self.matcher.next < len(self.milestones):
-            return self.milestones[self.matcher.next].timeout
+        if self._cursor < len(self.milestones):
+            return self.milestones[self._cursor].timeout
         return None
 
     def _end(self, end: str, now: float, failure: Event | None = None, detail: str = "",
@@ -187,3 +215,4 @@ class BootTracker:
             detail=detail,
             exit_status=exit_status,
         )
+

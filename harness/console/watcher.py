@@ -6,7 +6,8 @@ millisecond) and hands the lines not seen before to the tracker as the
 interval adapts: 0.1 s while the screen changes, up to 0.5 s when it is
 still. Screenshots (`screendump`) are taken when a needle or still-screen
 milestone is due, and every few seconds to notice a switch to a graphics
-mode. Keys are typed with `send-key`.
+mode. Keys are typed with `send-key`. Only the I/O is here: what a
+screenshot or a still screen means is decided in `screen_match.py`.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from .screen import (
     is_text_mode,
     new_lines,
     same_screen,
-    similarity,
     vga_rows,
     visible_text,
 )
-from .session import Transcript
+from .screen_match import Reached, ScreenMatcher, wants_screenshot
 from .tracker import BootTracker
+from .transcript import Transcript
 
 FAST, SLOW = 0.1, 0.5  # seconds between polls while the screen changes / is still
 SHOT_EVERY = 2.0  # seconds between screenshots kept for mode detection
@@ -54,9 +55,7 @@ class ScreenWatcher:
         self.shot: Image.Image | None = None
         self.shot_at = -1e9
         self.mode: tuple[int, int] | None = None
-        self.text_changed = 0.0  # when the VGA text last changed
-        self.shot_changed = 0.0  # when a screenshot last differed (less a still mask)
-        self._armed: dict[int, float] = {}  # still milestone -> when it became due
+        self.match = ScreenMatcher()  # needles and still screens, pure
         self.polls = 0
         self.connected = False
         self._needles: dict[Path, Image.Image] = {}
@@ -78,15 +77,16 @@ class ScreenWatcher:
         """Read the screen once; the tracker's events for what it showed."""
         self.polls += 1
         events = self._poll_text(now)
-        pending = [self.tracker.milestones[i] for i in self.tracker.matcher.candidates()]
-        text_mode = self.mode is None or is_text_mode(self.mode)
-        wants_shot = any(m.needle or (m.still and not text_mode)
-                         for m in pending if m.source == "screen")
-        if wants_shot or now - self.shot_at >= SHOT_EVERY:
+        if (wants_screenshot(self.tracker.pending_screen_milestones(), self.mode)
+                or now - self.shot_at >= SHOT_EVERY):
             events += self._poll_shot(now)
-        events += self._check_still(now)
+        still = self.match.still(self.tracker.pending_screen_milestones(), now, self.mode)
+        events += self._reach(still, now)
         self.next_poll = now + self.interval
         return events
+
+    def _reach(self, reached: Reached | None, now: float) -> list[Event]:
+        return [] if reached is None else self.tracker.reach(reached.index, now, reached.text)
 
     def _poll_text(self, now: float) -> list[Event]:
         dump = self.workdir / "vga.bin"
@@ -95,8 +95,7 @@ class ScreenWatcher:
         fresh = new_lines(self.rows, rows)
         changed = rows != self.rows
         self.rows = rows
-        if changed:
-            self.text_changed = now
+        self.match.text_seen(changed, now)
         self.interval = self.fast if changed else min(self.slow, self.interval * 2)
         if not fresh:
             if changed:
@@ -125,35 +124,9 @@ class ScreenWatcher:
         previous, self.shot, self.shot_at = self.shot, shot, now
         if previous is not None and not same_screen(previous, shot):
             self.tracker.activity(now)
-        events: list[Event] = []
-        for index in self.tracker.matcher.candidates():
-            m = self.tracker.milestones[index]
-            if m.source != "screen":
-                continue
-            if m.needle is not None:
-                score = similarity(shot, self._needle(m.needle.image), m.needle.x, m.needle.y)
-                if score >= m.needle.threshold:
-                    events += self.tracker.reach(index, now, f"needle similarity {score:.3f}")
-                    break
-            elif m.still is not None and (previous is None
-                                          or not same_screen(previous, shot, m.still.mask)):
-                self.shot_changed = now
-        return events
-
-    def _check_still(self, now: float) -> list[Event]:
-        """A still milestone: in a text mode the text must not change (a screenshot would
-        see the cursor blink); in a graphics mode the screenshot, less its mask."""
-        for index in self.tracker.matcher.candidates():
-            m = self.tracker.milestones[index]
-            if m.source != "screen" or m.still is None:
-                continue
-            text_mode = self.mode is None or is_text_mode(self.mode)
-            armed = self._armed.setdefault(index, now)  # stillness counts from when it is due
-            since = max(armed, self.text_changed if text_mode else self.shot_changed)
-            if now - since >= m.still.seconds:
-                return self.tracker.reach(index, now,
-                                          f"screen unchanged for {m.still.seconds:g} s")
-        return []
+        reached = self.match.shot_seen(previous, shot, self.tracker.pending_screen_milestones(),
+                                       self._needle, now)
+        return self._reach(reached, now)
 
     def _needle(self, path: Path) -> Image.Image:
         if path not in self._needles:

@@ -1,0 +1,61 @@
+"""A console's transcript on disk: the bytes as read and a timestamped text log.
+
+Its own module so that the session (which writes the serial console) and
+the screen watcher (which writes the screen's new lines) share it without
+importing each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO
+
+MAX_RAW = 256 << 20  # the raw transcript stops growing here (the log says so)
+TAIL = 64 << 10  # bytes of console text kept in memory for reports
+
+
+class Transcript:
+    """NAME.raw (bytes as read, capped) and NAME.log ("[  t] line"); no .raw with raw=False."""
+
+    def __init__(self, folder: Path, max_raw: int = MAX_RAW, name: str = "console",
+                 raw: bool = True) -> None:
+        self.raw: IO[bytes] | None = (folder / f"{name}.raw").open("wb") if raw else None
+        self.log: IO[str] = (folder / f"{name}.log").open("w", encoding="utf-8",
+                                                          errors="replace")
+        self.max_raw = max_raw
+        self.raw_bytes = 0
+        self.tail = ""
+        self._at_line_start = True
+
+    def write(self, data: bytes, text: str, t: float) -> None:
+        if self.raw is not None and data and self.raw_bytes < self.max_raw:
+            room = self.max_raw - self.raw_bytes
+            self.raw.write(data[:room])
+            self.raw_bytes += min(len(data), room)
+            if self.raw_bytes >= self.max_raw:
+                self.note(t, f"console.raw truncated at {self.max_raw} bytes")
+        if not text:
+            return
+        stamp = f"[{t:9.3f}] "
+        lines = text.replace("\r\n", "\n").split("\n")
+        out = []
+        for i, line in enumerate(lines):
+            last = i == len(lines) - 1
+            if last and not line:
+                break
+            line = line.rstrip("\r")
+            out.append((stamp if self._at_line_start else "") + line + ("" if last else "\n"))
+            self._at_line_start = not last
+        self.log.write("".join(out))
+        self.tail = (self.tail + text)[-TAIL:]
+
+    def note(self, t: float, message: str) -> None:
+        """A line of the harness's own, marked as such, in the text log."""
+        prefix = "" if self._at_line_start else "\n"
+        self.log.write(f"{prefix}[{t:9.3f}] ### harness: {message}\n")
+        self._at_line_start = True
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+        self.log.close()

@@ -26,20 +26,22 @@ from pathlib import Path
 import harness.runner as runner
 from harness.config import load_guest
 from harness.console.watcher import SLOW, ScreenWatcher
+from harness.executor import CellContext, execute
 from harness.images.cache import Cache
 from harness.images.store import ImageStore
-from harness.model import BootSpec, Cell, Milestone
+from harness.model import BootSpec, Cell, CellResult, Milestone
+from harness.plan import make_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 CMDLINE = "console=tty0 console=ttyS0 panic=-1"
 
 
-def boot(cell: Cell, images: dict, folder: Path, poll: float | None) -> runner.CellResult:
+def boot(cell: Cell, images: dict, folder: Path, poll: float | None) -> CellResult:
     original = runner.ScreenWatcher
     if poll is not None:
         runner.ScreenWatcher = functools.partial(ScreenWatcher, slow=poll, fast=poll)
     try:
-        return runner.run_cell(cell, images, folder)
+        return execute(cell, images, CellContext(folder))
     finally:
         runner.ScreenWatcher = original
 
@@ -55,7 +57,7 @@ def main() -> None:
                                 boot=dataclasses.replace(base.boot, cmdline=CMDLINE),
                                 milestones=[dataclasses.replace(m, source="serial")
                                             for m in base.milestones])
-    cell = Cell(guest, "tcg", "bios", base.timeouts or guest.timeouts, 256)
+    cell = make_cell(guest, "tcg", "bios", base.timeouts or guest.timeouts, 256)
     default, sparse = [], []
     with tempfile.TemporaryDirectory() as d:
         for i in range(args.runs):
@@ -74,7 +76,7 @@ def main() -> None:
         guest = dataclasses.replace(base, console="vga-text", boot=boot_spec, milestones=marks)
         latencies = []
         for i in range(args.runs):
-            r = boot(Cell(guest, "tcg", "bios", base.timeouts, 256), images, Path(d) / f"m{i}",
+            r = boot(make_cell(guest, "tcg", "bios", base.timeouts, 256), images, Path(d) / f"m{i}",
                      None)
             log = (Path(d) / f"m{i}" / "cells" / guest.id / "tcg-bios" / "console.log").read_text()
             serial = {int(n): float(t) for t, n in

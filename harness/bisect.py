@@ -10,13 +10,16 @@ candidate is tried alone. Runs are bounded.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import knowledge
+from .executor import CellContext, execute
 from .images.store import ResolvedImage
 from .model import Cell, CellResult
-from .runner import run_cell
+from .plan import with_quirks
 
 
 @dataclass
@@ -28,6 +31,19 @@ class Trial:
     def reached(self) -> tuple[int, float]:
         """How far it got: milestones reached, then score."""
         return sum(m.reached for m in self.result.milestones), self.result.score
+
+
+def candidate_quirks(cell: Cell, given: str | None) -> list[str]:
+    """The quirks to try: those named (comma-separated), else every quirk of the library
+    and the guest's own that the cell does not have yet. ValueError for unknown names."""
+    library = knowledge.quirk_library(cell.guest.quirk_defs, cell.quirk_defs)
+    if not given:
+        return [q for q in library if q not in cell.quirk_names]
+    names = [q.strip() for q in given.split(",") if q.strip()]
+    unknown = [q for q in names if q not in library]
+    if unknown:
+        raise ValueError(f"unknown quirk {unknown[0]!r} (known: {', '.join(sorted(library))})")
+    return names
 
 
 class Bisector:
@@ -46,10 +62,10 @@ class Bisector:
             return self.trials[key]
         if len(self.trials) >= self.max_runs:
             return None
-        ordered = tuple(q for q in dict.fromkeys([*self.cell.quirks, *quirks]))
         name = f"{len(self.trials) + 1:02d}-" + ("+".join(sorted(key)) or "none")
-        cell = dataclasses.replace(self.cell, quirks=list(ordered), retries=0)
-        result = run_cell(cell, self.images, self.folder / "trials" / name[:120])
+        cell = dataclasses.replace(with_quirks(self.cell, [*self.cell.quirk_names, *quirks]),
+                                   retries=0)
+        result = execute(cell, self.images, CellContext(self.folder / "trials" / name[:120]))
         t = Trial(tuple(sorted(key)), result)
         self.trials[key] = t
         self.log(f"  trial {name}: {result.verdict}, {t.reached[0]} milestones")
@@ -65,6 +81,21 @@ class Bisector:
         singles = [t for q in candidates if (t := self.trial([q])) is not None]
         best = max(singles, key=lambda t: t.reached, default=None)
         return base, best if best is not None and best.reached > base.reached else None
+
+    def write_summary(self, candidates: Sequence[str], base: Trial,
+                      found: Trial | None) -> Path:
+        """bisect.json beside the trials: every trial and the minimal set."""
+        summary = {"cell": self.cell.id, "candidates": list(candidates),
+                   "baseline": {"verdict": str(base.result.verdict),
+                                "milestones": base.reached[0]},
+                   "trials": [{"quirks": list(t.quirks), "verdict": str(t.result.verdict),
+                               "milestones": t.reached[0], "score": t.result.score}
+                              for t in self.trials.values()],
+                   "minimal": list(found.quirks) if found else None}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "bisect.json"
+        path.write_text(json.dumps(summary, indent=1) + "\n")
+        return path
 
     def _ddmin(self, quirks: list[str], target: tuple[int, float]) -> Trial:
         def good(subset: list[str]) -> bool:

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .backends import probe as probes
-from .backends import vmm
-from .backends.canary import cached
-from .backends.qemu import LaunchError, find_uefi
+from .backends import registry
+from .canary import cached
+from .executor import preflight
 from .images.cache import Cache
 from .images.store import unobtained
 from .model import Cell, Guest, ImageSpec
@@ -39,12 +39,12 @@ class CellRow:
 
 def cell_rows(cells: Sequence[Cell], host: probes.HostFacts, cache: Cache,
               ttl: float) -> list[CellRow]:
-    found = {b: probes.static_probe(b, host) for b in dict.fromkeys(c.backend for c in cells)}
+    found = {b: registry.static_probe(b, host) for b in dict.fromkeys(c.backend for c in cells)}
     rows = []
     for cell in cells:
         p = found[cell.backend]
         note = "runs"
-        why = cell_blocker(cell, p, host)
+        why = preflight(cell, p, host)
         if why is None and p.hardware:
             hit = cached(cache, cell.backend, host, ttl)
             if hit is None:
@@ -53,24 +53,9 @@ def cell_rows(cells: Sequence[Cell], host: probes.HostFacts, cache: Cache,
                 note = "runs (canary passed)"
             else:
                 why = f"{cell.backend} unusable: {hit.describe()}"
-        rows.append(CellRow(cell.id, cell.backend, why is None, why or note, list(cell.quirks),
+        rows.append(CellRow(cell.id, cell.backend, why is None, why or note, cell.quirk_names,
                             cell.expect.reason if cell.expect else None))
     return rows
-
-
-def cell_blocker(cell: Cell, p: probes.Probe, host: probes.HostFacts) -> str | None:
-    """Why `cell` cannot run on this host, before any image is fetched."""
-    if not p.usable:
-        return f"{cell.backend} {p.status}: {p.reason}"
-    why = (probes.runs_arch(cell.backend, cell.guest.arch, host) or vmm.why_not(cell)
-           or unobtained(cell.guest))
-    if why or cell.firmware != "uefi":
-        return why
-    try:
-        find_uefi(cell.guest.arch)
-    except LaunchError as exc:
-        return str(exc)
-    return None
 
 
 def describe_source(spec: ImageSpec) -> tuple[str, str] | None:
@@ -163,3 +148,23 @@ def _patterns(r: GuestRow, unverified: str) -> str:
 def _short(text: str | None, limit: int = 60) -> str:
     text = (text or "").split(";")[0]
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def cells_text(rows: Sequence[CellRow]) -> str:
+    """`harness list --cells`: a line per cell, runs or why not, then the count."""
+    width = max((len(r.id) for r in rows), default=4)
+    lines = []
+    for r in rows:
+        extra = (f" [quirks: {', '.join(r.quirks)}]" if r.quirks else "") + (
+            f" [expected to fail: {r.expect}]" if r.expect else "")
+        lines.append(f"{r.id:<{width}}  {'run ' if r.runs else 'skip'}  {r.note}{extra}")
+    lines.append(f"\n{len(rows)} cells, {sum(r.runs for r in rows)} would run")
+    return "\n".join(lines)
+
+
+def summary_line(table: Sequence[GuestRow], rows: Sequence[CellRow]) -> str:
+    unverified = sum(not g.verified for g in table)
+    return (f"{len(table)} guests, {sum(bool(g.runs_on) for g in table)} run here; "
+            f"{len(rows)} cells, {sum(r.runs for r in rows)} would run; {unverified} guests' "
+            f"patterns not yet checked against a real console (`harness list --cells` for "
+            f"every cell)")

@@ -8,37 +8,21 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import dataclasses
-import fnmatch
 import json
 import os
 import signal
-import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import __version__, catalog, knowledge
-from .backends import probe as probes
-from .backends.canary import canary_ttl, run_canary
-from .backends.process import kill_all
-from .bisect import Bisector
-from .cluster import ClusterError, serve, usable_backends
-from .config import ConfigError, load_guests, load_matrix
-from .console.screen import cut_needle
-from .images.cache import Cache
-from .images.manage import human_size, import_dir, listing, parse_duration, parse_size
-from .images.store import ImageError, ImageStore
-from .model import Guest, Matrix
-from .plan import PlanError, expand, parse_shard
-from .progress import DownloadBar, Progress, summary_table
-from .repro import Replay
-from .results.history import Comparison
-from .results.merge import MergeError, merge
-from .results.report import build as build_report
-from .results.store import RunStore, load_results, new_run_id
-from .runner import for_gdb, free_port, run_cell
-from .scheduler import ResumeError, RunOptions, Scheduler
-from .transcripts import ReplayError, replay
+from . import __version__
+
+if TYPE_CHECKING:
+    from .model import Guest, Matrix
+    from .results.history import Comparison
+
+# Each command imports what it uses when it runs (`harness run` loads no catalog,
+# cluster, bisect, downloader or image tools), so that start-up stays short.
 
 EXIT_USAGE = 2
 GDB_HELP = ("start the VM paused with QEMU's gdb stub and print the gdb command to attach; "
@@ -277,26 +261,57 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    atexit.register(kill_all)
+    atexit.register(_kill_all)
     try:
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
                 "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro,
                 "merge": cmd_merge, "worker": cmd_worker,
                 "bisect-quirks": cmd_bisect, "replay": cmd_replay,
                 "report": cmd_report}[args.command](args)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return EXIT_USAGE
-    except (PlanError, UsageError, ResumeError, ClusterError) as exc:
+    except UsageError as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not _usage_problem(exc):
+            raise
+        return EXIT_USAGE
+
+
+def _kill_all() -> None:
+    """At exit, no VMM is left running. Only the process module spawns them: when a
+    command never loaded it, there is nothing to kill (and nothing to import)."""
+    process = sys.modules.get(f"{__package__}.backends.process")
+    if process is not None:
+        process.kill_all()
+
+
+def _usage_problem(exc: Exception) -> bool:
+    """Print `exc` if it is a usage or configuration error (exit status 2). The modules
+    that define these errors are imported here, not at start-up: the one that raised
+    `exc` is loaded already."""
+    from .config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return True
+    from .cluster import ClusterError
+    from .plan import PlanError
+    from .reproduce import ReproError
+    from .scheduler import ResumeError
+
+    if isinstance(exc, (PlanError, ResumeError, ClusterError, ReproError)):
+        print(f"harness: {exc}", file=sys.stderr)
+        return True
+    return False
 
 
 def _load(args: argparse.Namespace) -> tuple[Matrix, dict[str, Guest]]:
+    from .config import load_guests, load_matrix
+
     matrix_path: Path = args.matrix
     if not matrix_path.is_file():
         raise UsageError(f"no matrix file {matrix_path} (give one with --matrix)")
@@ -307,6 +322,8 @@ def _load(args: argparse.Namespace) -> tuple[Matrix, dict[str, Guest]]:
 
 def _cells(args: argparse.Namespace, matrix: Matrix, guests: dict[str, Guest],
            retries: int | None = None) -> list:
+    from .plan import expand, parse_shard
+
     shard = parse_shard(args.shard) if args.shard else None
     if args.tag:
         guests = {k: g for k, g in guests.items() if set(args.tag) & set(g.tags)}
@@ -320,6 +337,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .images.cache import Cache
+    from .progress import Progress, summary_table
+    from .scheduler import RunOptions, Scheduler
+
     matrix, guests = _load(args)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -336,6 +357,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.interactive and len(cells) != 1:
         raise UsageError(f"--interactive and --gdb need exactly one cell; the selection has "
                          f"{len(cells)} (narrow it with --only)")
+    _require(args, cells)
     gdb_port = _gdb_setup(cells) if args.gdb else None
     out = args.out or args.matrix.parent / "reports"
     signal.signal(signal.SIGTERM, _terminate)
@@ -365,6 +387,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from . import catalog
+    from .backends import probe as probes
+    from .canary import canary_ttl
+    from .images.cache import Cache
+
     matrix, guests = _load(args)
     cells = _cells(args, matrix, guests)
     rows = catalog.cell_rows(cells, probes.host_facts(), Cache(), canary_ttl(args.canary_ttl))
@@ -372,12 +399,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([r.to_json() for r in rows], indent=1))
             return 0
-        width = max((len(r.id) for r in rows), default=4)
-        for r in rows:
-            extra = (f" [quirks: {', '.join(r.quirks)}]" if r.quirks else "") + (
-                f" [expected to fail: {r.expect}]" if r.expect else "")
-            print(f"{r.id:<{width}}  {'run ' if r.runs else 'skip'}  {r.note}{extra}")
-        print(f"\n{len(rows)} cells, {sum(r.runs for r in rows)} would run")
+        print(catalog.cells_text(rows))
         return 0
     listed = [guests[g] for g in dict.fromkeys(c.guest.id for c in cells)]
     table = catalog.guest_rows(listed, rows)
@@ -389,15 +411,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(catalog.markdown_table(table))
     else:
         print(catalog.text_table(table))
-        unverified = sum(not g.verified for g in table)
-        print(f"\n{len(table)} guests, {sum(bool(g.runs_on) for g in table)} run here; "
-              f"{len(rows)} cells, {sum(r.runs for r in rows)} would run; {unverified} guests' "
-              f"patterns not yet checked against a real console (`harness list --cells` for "
-              f"every cell)")
+        print("\n" + catalog.summary_line(table, rows))
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from .transcripts import ReplayError, replay
+
     _, guests = _load(args)
     guest = guests.get(args.guest_id)
     if guest is None:
@@ -422,20 +442,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from .backends import probe as probes
+    from .canary import probe_all
+    from .images.cache import Cache
+    from .progress import Progress
+
     host = probes.host_facts()
-    cache = Cache()
     progress = Progress(live=False)
-    store = ImageStore(cache, args.offline, log=progress.info)
-    results = []
-    for name in knowledge.backends():
-        p = probes.static_probe(name, host)
-        if p.usable and (p.hardware or args.canary) and not args.no_canary:
-            c = run_canary(cache, store, name, host, args.canary_ttl, args.fresh, progress.info)
-            p.canary = c.to_json()
-            p.reason = c.describe()
-            if not c.ok:
-                p.status = probes.UNUSABLE
-        results.append(p)
+    results = probe_all(host, Cache(), args.offline, canary=args.canary,
+                        no_canary=args.no_canary, ttl=args.canary_ttl, fresh=args.fresh,
+                        log=progress.info)
     if args.json:
         print(json.dumps({"host": host.to_json(), "backends": [p.to_json() for p in results]},
                          indent=1))
@@ -448,6 +464,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from .images.cache import Cache
+    from .images.store import ImageError, ImageStore
+    from .plan import expand
+    from .progress import DownloadBar, Progress
+
     matrix, guests = _load(args)
     wanted = args.guest_ids or sorted({c.guest.id for c in expand(matrix, guests)
                                        if not args.tag or set(args.tag) & set(c.guest.tags)})
@@ -473,6 +494,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
+    from .images.cache import Cache
+    from .images.manage import human_size, import_dir, listing, parse_duration, parse_size
+
     cache = Cache()
     if args.cache_command == "ls":
         for line in listing(cache):
@@ -503,6 +527,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_needle(args: argparse.Namespace) -> int:
+    from .console.screen import cut_needle
+
     if not args.screenshot.is_file():
         raise UsageError(f"no screenshot {args.screenshot}")
     if min(args.w, args.h) < 1 or min(args.x, args.y) < 0 or not 0 < args.threshold <= 1:
@@ -519,68 +545,46 @@ def cmd_needle(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
+    from . import reproduce
+    from .executor import CellContext
+
     if args.times < 1:
         raise UsageError("--times must be at least 1")
     args.interactive = args.interactive or args.gdb
     if args.interactive and args.times != 1:
         raise UsageError("--interactive and --gdb replay once (leave out --times)")
     source = args.source or args.matrix.parent / "reports" / "latest"
-    try:
-        recorded_run = load_results(source)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read the recorded run {source}: {exc}") from None
-    matching = [c for c in recorded_run["cells"] if fnmatch.fnmatchcase(c["id"], args.cell)]
-    if len(matching) != 1:
-        ids = ", ".join(c["id"] for c in matching[:5]) or "none"
-        raise UsageError(f"{args.cell!r} names {len(matching)} cells of {source} ({ids})")
-    recorded = matching[0]
-    if recorded["verdict"] == "skip":
-        raise UsageError(f"{recorded['id']} was skipped: {recorded['reason']}")
+    run, recorded = reproduce.recorded_cell(source, args.cell)
     matrix, guests = _load(args)
-    [cell] = expand(dataclasses.replace(matrix, guests=[recorded["guest"]],
-                                        backends=[recorded["backend"]],
-                                        firmware=[recorded["firmware"]], exclude=[]),
-                    guests)
-    cell.quirks = list(recorded.get("quirks", []))
-    cell.retries = 0
-    gdb_port = None
-    if args.gdb:
-        cells = [cell]
-        gdb_port = _gdb_setup(cells)
-        cell = cells[0]
-    store = ImageStore(Cache(), log=print)
-    images = store.resolve_guest(cell.guest)
-    changed = [f"{name}: recorded {rec['sha256']}, now {images[name].sha256}"
-               for name, rec in recorded.get("images", {}).items()
-               if name in images and images[name].sha256 != rec["sha256"]]
-    if changed:
-        raise UsageError("the guest's images are not the recorded ones (" + "; ".join(changed)
-                         + "): check out the guest file of that run")
-    out = args.out or args.matrix.parent / "reports"
-    run_store = RunStore(out, probes.host_facts().to_json(),
-                         meta={"repro_of": recorded_run["run_id"], "cell": recorded["id"]},
-                         latest=False)  # reports/latest stays the run being reproduced
-    results = []
-    for n in range(1, args.times + 1):
-        result = run_cell(cell, images, run_store.folder / f"replay-{n}", keep=args.keep,
-                          interactive=args.interactive, gdb_port=gdb_port)
-        result.artifacts = {k: ([f"replay-{n}/{x}" for x in v] if isinstance(v, list)
-                                else f"replay-{n}/{v}") for k, v in result.artifacts.items()}
-        run_store.add(result)
-        results.append(result)
-        print(f"replay {n}: {result.verdict}"
-              + (f" ({result.reason})" if result.reason else ""))
-    run_store.finish()
+    cells = [reproduce.rebuild(recorded, matrix, guests)]
+    _require(args, cells)
+    gdb_port = _gdb_setup(cells) if args.gdb else None
+    ctx = CellContext(Path(), keep=args.keep, interactive=args.interactive, gdb_port=gdb_port)
+    done = reproduce.replay(run, recorded, cells[0], args.out or args.matrix.parent / "reports",
+                            args.times, ctx)
     if args.keep:
-        _print_overlays(run_store.folder)
-    replay = Replay(recorded, results)
-    print(replay.summary())
-    print(f"replays in {run_store.folder}")
-    return 0 if all(replay.reproduced(r) for r in results) else 1
+        _print_overlays(done.folder)
+    print(done.summary())
+    print(f"replays in {done.folder}")
+    return 0 if done.ok else 1
+
+
+def _require(args: argparse.Namespace, cells: list) -> None:
+    """--gdb and --interactive need backends that have them: a usage error otherwise."""
+    if not (args.gdb or args.interactive):
+        return
+    from .backends import registry
+
+    for flag, capability in (("--gdb", "gdb"), ("--interactive", "interactive")):
+        if getattr(args, flag[2:]) and (lacking := registry.lacking(cells, capability)):
+            raise UsageError(f"{flag} needs a backend with a {capability} capability; "
+                             f"{', '.join(lacking)} has none (backends.yaml)")
 
 
 def _gdb_setup(cells: list) -> int:
     """A free port for the gdb stub, the deadlines lifted, and the command to attach."""
+    from .executor import for_gdb, free_port
+
     cells[:] = [for_gdb(c) for c in cells]
     port = free_port()
     print(f"the VM starts paused with its gdb stub on 127.0.0.1:{port}; attach with:\n"
@@ -595,12 +599,15 @@ def _print_overlays(folder: Path) -> None:
 
 def _pages(run_dir: Path) -> Comparison | None:
     """Record a finished run in the history and write its pages; its changes."""
+    import sqlite3
+
+    from .results.after import write_pages
+
     try:
-        built = build_report([run_dir])
+        changes = write_pages(run_dir)
     except (OSError, ValueError, sqlite3.Error) as exc:
         print(f"harness: the run's pages were not written: {exc}", file=sys.stderr)
         return None
-    changes = next(iter(built.comparisons.values()))
     print(f"page: {run_dir / 'index.html'} ({len(changes.regressions)} regressions, "
           f"{len(changes.fixes)} fixes since the previous runs)")
     for c in changes.regressions:
@@ -609,6 +616,8 @@ def _pages(run_dir: Path) -> Comparison | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .results.report import build as build_report
+
     for d in args.runs:
         if not (d / "results.json").is_file():
             raise UsageError(f"{d}: no results.json (not a run folder)")
@@ -628,6 +637,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from .progress import summary_table
+    from .results.merge import MergeError, merge
+
     try:
         store = merge(args.runs, args.out)
     except MergeError as exc:
@@ -639,6 +651,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from . import knowledge
+    from .cluster import serve, usable_backends
+
     slots = args.slots or os.cpu_count() or 1
     if slots < 1:
         raise UsageError("--slots must be at least 1")
@@ -659,35 +674,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
+    from .bisect import Bisector, candidate_quirks
+    from .images.cache import Cache
+    from .images.store import ImageStore
+    from .plan import expand
+    from .results.store import new_run_id
+
     matrix, guests = _load(args)
     cells = expand(matrix, guests, only=[args.cell])
     if len(cells) != 1:
         raise UsageError(f"{args.cell!r} names {len(cells)} cells; give one cell id")
-    cell = cells[0]
-    library = {**knowledge.quirks(), **cell.quirk_defs}
-    if args.candidates:
-        candidates = [q.strip() for q in args.candidates.split(",") if q.strip()]
-        unknown = [q for q in candidates if q not in library]
-        if unknown:
-            raise UsageError(f"unknown quirk {unknown[0]!r} (known: {', '.join(sorted(library))})")
-    else:
-        candidates = [q for q in library if q not in cell.quirks]
     if args.max_runs < 2:
         raise UsageError("--max-runs must be at least 2")
+    cell = cells[0]
+    try:
+        candidates = candidate_quirks(cell, args.candidates)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     images = ImageStore(Cache(), log=print).resolve_guest(cell.guest)
     out = (args.out or args.matrix.parent / "reports") / f"bisect-{new_run_id()}"
     print(f"bisecting {cell.id} over {len(candidates)} candidate quirks "
           f"(at most {args.max_runs} boots) -> {out}")
     bisector = Bisector(cell, images, out, args.max_runs)
     base, found = bisector.run(candidates)
-    summary = {"cell": cell.id, "candidates": candidates,
-               "baseline": {"verdict": str(base.result.verdict), "milestones": base.reached[0]},
-               "trials": [{"quirks": list(t.quirks), "verdict": str(t.result.verdict),
-                           "milestones": t.reached[0], "score": t.result.score}
-                          for t in bisector.trials.values()],
-               "minimal": list(found.quirks) if found else None}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bisect.json").write_text(json.dumps(summary, indent=1) + "\n")
+    bisector.write_summary(candidates, base, found)
     if found is None:
         print(f"no candidate quirk gets {cell.id} further than without "
               f"({base.reached[0]} milestones, {base.result.verdict})")

@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from .backends import probe as probes
-from .backends.canary import run_canary
+from .backends import registry
+from .canary import run_canary
+from .executor import CellContext, execute
 from .images.archive import safe_member_name
 from .images.cache import Cache
 from .images.store import ImageError, ImageStore
-from .model import Cell, CellResult, Verdict
+from .judge import errored, skipped
+from .model import Cell, CellResult
 from .results.store import RunStore
-from .runner import run_cell, skipped
 
 RESOURCE = "backend-{}"
 
@@ -59,8 +61,8 @@ def usable_backends(log: Callable[[str], None] = print) -> list[str]:
     cache = Cache()
     store = ImageStore(cache, log=log)
     out = []
-    for name in probes.knowledge.backends():
-        p = probes.static_probe(name, host)
+    for name in registry.names():
+        p = registry.static_probe(name, host)
         if p.usable and p.hardware:
             c = run_canary(cache, store, name, host, log=log)
             if not c.ok:
@@ -97,11 +99,11 @@ def run_remote(cell: Cell) -> tuple[dict[str, Any], bytes]:
     try:
         images = ImageStore(Cache(), log=lambda m: None).resolve_guest(cell.guest)
     except ImageError as exc:
-        result = skipped(cell, f"on {worker}: {exc}", Verdict.ERROR)
+        result = errored(cell, f"on {worker}: {exc}")
         result.worker = worker
         return result.to_json(), b""
     with tempfile.TemporaryDirectory(prefix="harness-cell-") as d:
-        result = run_cell(cell, images, Path(d))
+        result = execute(cell, images, CellContext(Path(d)))
         result.worker = worker
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -154,7 +156,7 @@ def run_on_cluster(address: str, cells: Sequence[Cell], store: RunStore,
             try:
                 data, archive = future.result()
             except Exception as exc:  # the task failed on every worker it was given to
-                result = skipped(cell, f"the cluster could not run it: {exc!r}", Verdict.ERROR)
+                result = errored(cell, f"the cluster could not run it: {exc!r}")
             else:
                 if archive:
                     _unpack(archive, store.folder)

@@ -338,7 +338,7 @@ def _quirks(c: _Checker, m: _Map, defs: dict[str, Quirk]) -> dict[str, list[str]
     sub = m.sub("quirks")
     if sub is None:
         return {}
-    known = {**knowledge.quirks(), **defs}
+    known = knowledge.quirk_library(defs)
     out: dict[str, list[str]] = {}
     for backend in sub.data:
         if backend != "*" and backend not in knowledge.backends():
@@ -350,8 +350,22 @@ def _quirks(c: _Checker, m: _Map, defs: dict[str, Quirk]) -> dict[str, list[str]
             if q not in known:
                 c.issue(sub.line_of(backend), f"{sub.path(backend)}[{i}]",
                         f"unknown quirk {q!r} (known: {', '.join(sorted(known))})")
+            elif why := _cannot_apply(backend, known[q]):
+                c.issue(sub.line_of(backend), f"{sub.path(backend)}[{i}]", why)
         out[backend] = names
     return out
+
+
+def _cannot_apply(backend: str, quirk: Quirk) -> str | None:
+    """Why a quirk given for this backend by name can never take effect, or None."""
+    info = knowledge.backends().get(backend)
+    fields = info.cannot_apply(quirk) if info is not None else []
+    if not fields:
+        return None
+    assert info is not None
+    can = ", ".join(info.quirk_fields) or "no quirk fields"
+    return (f"quirk {quirk.name!r} sets {', '.join(fields)}, which {backend} cannot apply "
+            f"(it applies: {can})")
 
 
 def _expectations(c: _Checker, m: _Map, with_guest: bool) -> list[Expectation]:
@@ -439,7 +453,7 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
                                     e.get("firmware", _str, "*")))
     jobs = m.get("jobs", _jobs)
     quirk_defs = _quirk_defs(c, m)
-    known_quirks = {**knowledge.quirks(), **quirk_defs}
+    known_quirks = knowledge.quirk_library(quirk_defs)
     rules = []
     for key, line, value in c.items(m, "quirks"):
         r = c.mapping(value, key, line)
@@ -451,6 +465,8 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
             if q not in known_quirks:
                 c.issue(r.line_of("quirks"), f"{key}.quirks[{i}]",
                         f"unknown quirk {q!r} (known: {', '.join(sorted(known_quirks))})")
+            elif why := _cannot_apply(str(r.data.get("backend", "*")), known_quirks[q]):
+                c.issue(r.line_of("quirks"), f"{key}.quirks[{i}]", why)
         rules.append(QuirkRule(tuple(names), r.get("guest", _str, "*"),
                                r.get("backend", _str, "*"), r.get("firmware", _str, "*")))
     if guests is not None:

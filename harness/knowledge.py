@@ -8,54 +8,17 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import yaml
 
-from .model import FailureSignature, Guest, Quirk
+from .model import ArchInfo, BackendInfo, FailureSignature, Guest, Quirk
 
 
 def _table(name: str) -> dict[str, Any]:
     text = resources.files("harness").joinpath("data", name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    name: str
-    kind: str  # qemu | bochs | vmd | bhyve | xen | virtualbox
-    description: str
-    hardware: bool
-    accel: str = ""  # QEMU's -accel name (qemu kind only)
-    host_os: tuple[str, ...] = ()
-    device: dict[str, str] = field(default_factory=dict)
-    host_file: dict[str, str] = field(default_factory=dict)
-    sysctl: dict[str, str] | None = None
-    qemu_before: str | None = None
-    accel_opts: dict[str, str] = field(default_factory=dict)
-    smp_accel_opts: dict[str, str] = field(default_factory=dict)
-    cpu: str | None = None
-    failures: tuple[FailureSignature, ...] = ()
-    binary: str | None = None  # other VMMs: the tool the probe looks for
-    package: str = ""
-    version: tuple[str, ...] = ()  # args..., then the regex whose group 1 is the version
-    arches: tuple[str, ...] = ()  # other VMMs: the guest architectures they run
-    time_factor: float = 1.0  # deadlines are this many times longer (slow emulators)
-
-
-@dataclass(frozen=True)
-class ArchInfo:
-    name: str
-    qemu: str
-    debian: str
-    package: str
-    cpu_base: str
-    host: tuple[str, ...]
-    machine: dict[str, str]
-    firmware: dict[str, dict[str, Any]]
-    cpu: str | None = None
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _signatures(items: list[dict[str, Any]]) -> tuple[FailureSignature, ...]:
@@ -76,6 +39,9 @@ def backends() -> dict[str, BackendInfo]:
         out[name] = BackendInfo(
             name=name,
             kind=d["kind"],
+            module=d["module"],
+            capabilities=tuple(d.get("capabilities", ())),
+            quirk_fields=tuple(d.get("quirk_fields", ())),
             accel=d.get("accel", ""),
             description=d["description"],
             hardware=bool(d["hardware"]),
@@ -118,6 +84,14 @@ def arches() -> dict[str, ArchInfo]:
 @functools.cache
 def quirks() -> dict[str, Quirk]:
     return {name: Quirk.from_dict(name, d) for name, d in _table("quirks.yaml").items()}
+
+
+def quirk_library(*own: dict[str, Quirk]) -> dict[str, Quirk]:
+    """The built-in quirks, overridden by a matrix's and a guest's own definitions."""
+    out = dict(quirks())
+    for defs in own:
+        out.update(defs)
+    return out
 
 
 @functools.cache

@@ -7,8 +7,9 @@ downstream; nothing here does I/O.
 from __future__ import annotations
 
 import enum
+import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,51 @@ class Quirk:
 
 
 @dataclass(frozen=True)
+class BackendInfo:
+    """One entry of data/backends.yaml: a backend as the harness knows it."""
+
+    name: str
+    kind: str  # qemu | bochs | vmd | bhyve | xen | virtualbox
+    description: str
+    hardware: bool
+    module: str = "qemu"  # harness.backends.<module> implements the backend protocol
+    capabilities: tuple[str, ...] = ()  # monitor, screen, keys, gdb, interactive
+    quirk_fields: tuple[str, ...] = ()  # the Quirk fields this backend can apply
+    accel: str = ""  # QEMU's -accel name (qemu kind only)
+    host_os: tuple[str, ...] = ()
+    device: dict[str, str] = field(default_factory=dict)
+    host_file: dict[str, str] = field(default_factory=dict)
+    sysctl: dict[str, str] | None = None
+    qemu_before: str | None = None
+    accel_opts: dict[str, str] = field(default_factory=dict)
+    smp_accel_opts: dict[str, str] = field(default_factory=dict)
+    cpu: str | None = None
+    failures: tuple[FailureSignature, ...] = ()
+    binary: str | None = None  # other VMMs: the tool the probe looks for
+    package: str = ""
+    version: tuple[str, ...] = ()  # args..., then the regex whose group 1 is the version
+    arches: tuple[str, ...] = ()  # other VMMs: the guest architectures they run
+    time_factor: float = 1.0  # deadlines are this many times longer (slow emulators)
+
+    def cannot_apply(self, quirk: Quirk) -> list[str]:
+        """The fields `quirk` sets that this backend has no way to apply."""
+        return [k for k in Quirk.KEYS[1:] if getattr(quirk, k) and k not in self.quirk_fields]
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    name: str
+    qemu: str
+    debian: str
+    package: str
+    cpu_base: str
+    host: tuple[str, ...]
+    machine: dict[str, str]
+    firmware: dict[str, dict[str, Any]]
+    cpu: str | None = None
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """One named artefact of a guest; exactly one source kind."""
 
@@ -147,8 +193,24 @@ class Timeouts:
     stall: float = 60.0
 
 
+class Rule:
+    """A rule over cells by glob (guest id, backend, firmware): exclude, expect, quirks.
+
+    One `matches` for every kind of rule; subclasses are dataclasses with the
+    three glob fields."""
+
+    guest: str
+    backend: str
+    firmware: str
+
+    def matches(self, guest: str, backend: str, firmware: str) -> bool:
+        return (fnmatch.fnmatchcase(guest, self.guest)
+                and fnmatch.fnmatchcase(backend, self.backend)
+                and fnmatch.fnmatchcase(firmware, self.firmware))
+
+
 @dataclass(frozen=True)
-class Expectation:
+class Expectation(Rule):
     """A known-bad cell: its failure becomes xfail, its pass xpass."""
 
     reason: str
@@ -196,14 +258,14 @@ class Guest:
 
 
 @dataclass(frozen=True)
-class ExcludeRule:
+class ExcludeRule(Rule):
     guest: str = "*"
     backend: str = "*"
     firmware: str = "*"
 
 
 @dataclass(frozen=True)
-class QuirkRule:
+class QuirkRule(Rule):
     """Quirks the matrix applies to the cells its globs match."""
 
     quirks: tuple[str, ...]
@@ -230,7 +292,11 @@ class Matrix:
 
 @dataclass
 class Cell:
-    """One (guest, backend, firmware) combination, ready to run."""
+    """One (guest, backend, firmware) combination, ready to run.
+
+    Resolved once, at plan time (`plan.make_cell`): it carries its backend's
+    and architecture's table entries and its quirk objects, so nothing
+    downstream looks them up again."""
 
     guest: Guest
     backend: str
@@ -238,10 +304,16 @@ class Cell:
     timeouts: Timeouts
     memory_mb: int
     retries: int = 0
-    quirks: list[str] = field(default_factory=list)
+    quirks: list[Quirk] = field(default_factory=list)
     expect: Expectation | None = None
     skip_reason: str | None = None
     quirk_defs: dict[str, Quirk] = field(default_factory=dict)  # the matrix's and the guest's
+    backend_info: BackendInfo | None = None
+    arch_info: ArchInfo | None = None
+
+    @property
+    def quirk_names(self) -> list[str]:
+        return [q.name for q in self.quirks]
 
     @property
     def id(self) -> str:
@@ -264,15 +336,24 @@ class MilestoneResult:
         return {"name": self.name, "reached": self.reached, "t": self.t}
 
 
+def _key(f: Any) -> str:
+    """A field's name in results.json (`cell_id` is `id` there)."""
+    return f.metadata.get("json", f.name)
+
+
 @dataclass
 class CellResult:
-    cell_id: str
+    """One cell's entry of results.json: to_json/from_json follow the fields, in order
+    (renames and rounding are the fields' metadata); results.schema.json and its test
+    keep the two in step."""
+
+    cell_id: str = field(metadata={"json": "id"})
     guest: str
     backend: str
     firmware: str
     verdict: Verdict
-    score: float = 0.0
-    duration_s: float = 0.0
+    score: float = field(default=0.0, metadata={"round": 4})
+    duration_s: float = field(default=0.0, metadata={"round": 3})
     milestones: list[MilestoneResult] = field(default_factory=list)
     failure: dict[str, Any] | None = None
     reason: str | None = None
@@ -296,49 +377,31 @@ class CellResult:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellResult:
         """A cell of a results.json, back as a CellResult (for resume and merge)."""
-        return cls(
-            cell_id=d["id"], guest=d["guest"], backend=d["backend"], firmware=d["firmware"],
-            verdict=Verdict(d["verdict"]), score=d.get("score", 0.0),
-            duration_s=d.get("duration_s", 0.0),
-            milestones=[MilestoneResult(m["name"], m["reached"], m.get("t"))
-                        for m in d.get("milestones", [])],
-            failure=d.get("failure"), reason=d.get("reason"),
-            underlying=Verdict(d["underlying"]) if d.get("underlying") else None,
-            expect=d.get("expect"), quirks=list(d.get("quirks", [])),
-            attempts=d.get("attempts", 0), command=list(d.get("command", [])),
-            images=d.get("images", {}), artifacts=d.get("artifacts", {}),
-            warnings=d.get("warnings", []), vmm=d.get("vmm", {}),
-            firmware_files=d.get("firmware_files", {}), env=d.get("env", {}),
-            reruns=list(d.get("reruns", [])), flaky=bool(d.get("flaky", False)),
-            worker=d.get("worker"), speed=d.get("speed"), divergence=d.get("divergence"),
-        )
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            if _key(f) not in d:
+                continue
+            v = d[_key(f)]
+            if f.name == "milestones":
+                v = [MilestoneResult(m["name"], m["reached"], m.get("t")) for m in v]
+            elif f.name in ("verdict", "underlying"):
+                v = Verdict(v) if v else None
+            elif isinstance(v, list):
+                v = list(v)
+            kw[f.name] = v
+        return cls(**kw)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.cell_id,
-            "guest": self.guest,
-            "backend": self.backend,
-            "firmware": self.firmware,
-            "verdict": str(self.verdict),
-            "score": round(self.score, 4),
-            "duration_s": round(self.duration_s, 3),
-            "milestones": [m.to_json() for m in self.milestones],
-            "failure": self.failure,
-            "reason": self.reason,
-            "underlying": str(self.underlying) if self.underlying else None,
-            "expect": self.expect,
-            "quirks": list(self.quirks),
-            "attempts": self.attempts,
-            "command": list(self.command),
-            "images": self.images,
-            "artifacts": self.artifacts,
-            "warnings": self.warnings,
-            "vmm": self.vmm,
-            "firmware_files": self.firmware_files,
-            "env": self.env,
-            "reruns": self.reruns,
-            "flaky": self.flaky,
-            "worker": self.worker,
-            "speed": self.speed,
-            "divergence": self.divergence,
-        }
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "milestones":
+                v = [m.to_json() for m in v]
+            elif isinstance(v, Verdict):
+                v = str(v)
+            elif "round" in f.metadata:
+                v = round(v, f.metadata["round"])
+            elif isinstance(v, list):
+                v = list(v)
+            out[_key(f)] = v
+        return out

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from . import knowledge
-from .model import Cell, Expectation, Guest, Matrix, Timeouts
+from .model import Cell, Expectation, Guest, Matrix, Quirk, Timeouts
 
 
 class PlanError(Exception):
@@ -34,11 +35,30 @@ def _matches(value: str, pattern: str) -> bool:
 
 def find_expectation(guest: Guest, backend: str, firmware: str,
                      matrix_rules: Iterable[Expectation]) -> Expectation | None:
-    for rule in (*guest.expect, *matrix_rules):
-        if (_matches(guest.id, rule.guest) and _matches(backend, rule.backend)
-                and _matches(firmware, rule.firmware)):
-            return rule
-    return None
+    return next((r for r in (*guest.expect, *matrix_rules)
+                 if r.matches(guest.id, backend, firmware)), None)
+
+
+def make_cell(guest: Guest, backend: str, firmware: str, timeouts: Timeouts, memory_mb: int,
+              quirks: Sequence[str] = (), quirk_defs: dict[str, Quirk] | None = None,
+              **kw: Any) -> Cell:
+    """A cell resolved once: its backend's and architecture's table entries and its
+    quirk objects (by name from the library, the guest's and `quirk_defs`)."""
+    defs = {**guest.quirk_defs, **(quirk_defs or {})}
+    cell = Cell(guest=guest, backend=backend, firmware=firmware, timeouts=timeouts,
+                memory_mb=memory_mb, quirk_defs=defs,
+                backend_info=knowledge.backends()[backend],
+                arch_info=knowledge.arches()[guest.arch], **kw)
+    return with_quirks(cell, quirks)
+
+
+def with_quirks(cell: Cell, names: Sequence[str]) -> Cell:
+    """The cell with these quirks (names), resolved; an unknown name is a PlanError."""
+    library = knowledge.quirk_library(cell.guest.quirk_defs, cell.quirk_defs)
+    unknown = [q for q in names if q not in library]
+    if unknown:
+        raise PlanError(f"{cell.id}: unknown quirk {unknown[0]!r}")
+    return dataclasses.replace(cell, quirks=[library[q] for q in dict.fromkeys(names)])
 
 
 def expand(
@@ -67,24 +87,16 @@ def expand(
             for fw in matrix.firmware:
                 if fw not in guest.firmware or (firmware and fw not in firmware):
                     continue
-                if any(_matches(gid, r.guest) and _matches(backend, r.backend)
-                       and _matches(fw, r.firmware) for r in matrix.exclude):
+                if any(r.matches(gid, backend, fw) for r in matrix.exclude):
                     continue
                 slow_guest, timeouts = for_backend(guest, guest.timeouts or matrix.timeouts,
                                                    backend)
-                cells.append(Cell(
-                    guest=slow_guest,
-                    backend=backend,
-                    firmware=fw,
-                    timeouts=timeouts,
-                    memory_mb=guest.memory_mb if guest.memory_set else matrix.memory_mb,
+                cells.append(make_cell(
+                    slow_guest, backend, fw, timeouts,
+                    guest.memory_mb if guest.memory_set else matrix.memory_mb,
+                    quirks=_quirks(guest, backend, fw, matrix),
+                    quirk_defs=matrix.quirk_defs,
                     retries=matrix.retries if retries is None else retries,
-                    quirks=list(dict.fromkeys([*guest.quirks.get("*", []),
-                                               *guest.quirks.get(backend, []), *(
-                        q for r in matrix.quirk_rules
-                        if _matches(gid, r.guest) and _matches(backend, r.backend)
-                        and _matches(fw, r.firmware) for q in r.quirks)])),
-                    quirk_defs={**matrix.quirk_defs, **guest.quirk_defs},
                     expect=find_expectation(guest, backend, fw, matrix.expect),
                 ))
     if only:
@@ -97,6 +109,23 @@ def expand(
         k, n = shard
         cells = [c for i, c in enumerate(cells) if i % n == k - 1]
     return cells
+
+
+def _quirks(guest: Guest, backend: str, firmware: str, matrix: Matrix) -> list[str]:
+    """The cell's quirk names: the guest's for every backend and for this one, then
+    the matrix's rules. A quirk given for every backend (`*`, or a matrix glob) is
+    left out where the backend cannot apply it (config.py refuses one given for
+    that backend by name)."""
+    info = knowledge.backends()[backend]
+    library = knowledge.quirk_library(matrix.quirk_defs, guest.quirk_defs)
+
+    def applies(q: str) -> bool:
+        return q not in library or not info.cannot_apply(library[q])
+
+    rules = [q for r in matrix.quirk_rules if r.matches(guest.id, backend, firmware)
+             for q in r.quirks]
+    return list(dict.fromkeys([*filter(applies, guest.quirks.get("*", [])),
+                               *guest.quirks.get(backend, []), *filter(applies, rules)]))
 
 
 def for_backend(guest: Guest, timeouts: Timeouts, backend: str) -> tuple[Guest, Timeouts]:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .backends import probe as probes
+from .executor import CellContext, execute, preflight
 from .images.cache import Cache
 from .images.store import ImageError, ImageStore, ResolvedImage
+from .judge import errored
 from .model import Cell
 from .progress import Progress, Silent
+from .results.after import finish_run, write_pages
 from .results.junit import console_tail
 from .results.store import RunStore
-from .runner import run_cell
 from .scheduler import RunOptions, Scheduler
 
 
@@ -43,7 +46,7 @@ class _Runner:
     def blocker(self, cell: Cell) -> str | None:
         if cell.backend not in self._probes:
             self._probes.update(self.scheduler.probe_backends([cell]))
-        return self.scheduler.cell_blocker(cell, self._probes[cell.backend])
+        return preflight(cell, self._probes[cell.backend], self.scheduler.host)
 
     def images(self, cell: Cell) -> dict[str, ResolvedImage]:
         if cell.guest.id not in self._images:
@@ -52,8 +55,13 @@ class _Runner:
         return self._images[cell.guest.id]
 
     def finish(self) -> None:
+        """The after-work of any run: speed, divergence, results, JUnit, pages."""
         if self._store is not None:
-            self._store.finish()
+            finish_run(self._store)
+            try:
+                write_pages(self._store.folder)
+            except (OSError, ValueError, sqlite3.Error) as exc:
+                print(f"harness: the run's pages were not written: {exc}")
 
 
 class CellItem(pytest.Item):
@@ -69,12 +77,13 @@ class CellItem(pytest.Item):
         why = self.runner.blocker(self.cell)
         if why:
             pytest.skip(why)
+        store = self.runner.store
         try:
             images = self.runner.images(self.cell)
         except ImageError as exc:
+            store.add(errored(self.cell, str(exc)))
             raise CellFailed(f"error: {exc}", "") from None
-        store = self.runner.store
-        result = run_cell(self.cell, images, store.folder)
+        result = execute(self.cell, images, CellContext(store.folder))
         store.add(result)
         self.result = result
         verdict = result.underlying or result.verdict  # xfail marks map expectations

@@ -1,27 +1,25 @@
-"""Reproducing a cell: a standalone repro.sh, and `harness repro` through the harness.
+"""Reproducing a cell without the harness: a standalone repro.sh.
 
-repro.sh is POSIX shell: it takes each image from the harness cache when it
-is there, else downloads it by its recorded URL (curl or wget) and checks
-its SHA-256, prepares the same media (a qcow2 overlay for a writable disk,
-a copy of the UEFI variables) and runs the exact QEMU command line with the
-console on the terminal, saying what it does before doing it.
+repro.sh is POSIX shell, one writer for every backend's `Launch`: it takes
+each image from the harness cache when it is there, else downloads it by
+its recorded URL (curl or wget) and checks its SHA-256, writes the launch's
+files, copies the UEFI variables, runs the setup commands (a qcow2 overlay
+for a writable disk, a VM's registration), then the exact VMM command line
+with the console on the terminal, and the teardown commands when it ends
+or on Ctrl-C; saying what it does before doing it. Every recorded path
+(cell folder, socket folder, images) becomes a variable.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import __version__
-from .backends.media import image_format
-from .backends.qemu import QemuLaunch
-from .backends.vmm import VmmLaunch
+from .backends.base import Launch
 from .images.store import ResolvedImage
-from .model import Cell, CellResult
+from .model import Cell
 
 # how repro.sh turns a download into the image, per `decompress`
 _DECOMPRESS = {"gz": "gzip -dc", "xz": "xz -dc", "bz2": "bzip2 -dc", "zst": "zstd -dc"}
@@ -56,20 +54,23 @@ verify() {  # verify NAME FILE SHA256
 '''
 
 
-def vmm_repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: VmmLaunch,
-                     folder: Path, run_id: str) -> str:
-    """repro.sh for a cell of a VMM other than QEMU: its files, setup, VM and teardown."""
+def repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: Launch,
+                 folder: Path, run_id: str) -> str:
+    """repro.sh for one attempt of a cell, whichever backend ran it."""
     out = ["#!/bin/sh",
            f"# Reproduces cell {cell.id} of run {run_id} (guest-harness {__version__}) on "
            f"{cell.backend}.",
            "# Images come from the harness cache ($HARNESS_CACHE) when present, else from",
-           "# their recorded URLs, checked by SHA-256. The VM's files go to $REPRO_DIR",
-           "# (default: a new temporary folder); its console is this terminal, and the",
-           "# teardown commands run when it ends or on Ctrl-C.", _PRELUDE]
-    replace = {str(folder): "$WORK"}
+           "# their recorded URLs, checked by SHA-256. Work files go to $REPRO_DIR (default:",
+           "# a new temporary folder). The console is this terminal; the VM ends when the",
+           "# guest powers off or resets, or: kill the PID it prints. Teardown commands",
+           "# (if any) run when it ends or on Ctrl-C.", _PRELUDE]
+    replace = {str(folder): "$WORK", str(folder.resolve()): "$WORK"}
+    if launch.monitor is not None:
+        replace[str(launch.monitor.parent)] = "$WORK"
     for i, (name, img) in enumerate(sorted(images.items())):
         out += _image_block(f"IMG{i}", name, img)
-        replace[str(img.path)] = f"${{IMG{i}}}"
+        replace[str(img.path)] = replace[str(img.path.resolve())] = f"${{IMG{i}}}"
 
     def sub(text: str) -> str:  # file text for an unquoted here-document
         for old, new in sorted(replace.items(), key=lambda kv: -len(kv[0])):
@@ -82,15 +83,27 @@ def vmm_repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: VmmLa
     for path, text in launch.files.items():
         out += [f'say "writing {sub(str(path))}"', f'cat > "{sub(str(path))}" <<REPRO_EOF',
                 sub(text).rstrip("\n"), "REPRO_EOF"]
-    if launch.vars_template is not None:
-        out.append(f'cp {shlex.quote(str(launch.vars_template))} "$WORK/efivars.fd"')
+    if launch.vars_template is not None and launch.vars_file is not None:
+        vars_file = _word(str(launch.vars_file), replace)
+        out += [f'say "copying the UEFI variables template {launch.vars_template}"',
+                f"cp {shlex.quote(str(launch.vars_template))} {vars_file}"]
     if launch.teardown:
         out += ["teardown() {", *(f"  {line(a)} || true" for a in launch.teardown), "}",
                 "trap teardown EXIT INT TERM"]
-    out += [f"say {shlex.quote('running: ' + a[0] + ' ' + a[1])}; {line(a)}"
+    out += [f"say {shlex.quote('running: ' + ' '.join(a[:3]))}; {line(a)}"
             for a in launch.setup]
-    out += [f"say {shlex.quote('starting ' + cell.backend + '; its console follows')}",
-            line(launch.argv)]
+    words = [_word(a, replace) for a in launch.argv]
+    lines, i = [], 0
+    while i < len(words):  # an option and its value on one line
+        if words[i].startswith("-") and i + 1 < len(words) and not words[i + 1].startswith("-"):
+            lines.append(f"{words[i]} {words[i + 1]}")
+            i += 2
+        else:
+            lines.append(words[i])
+            i += 1
+    run = ("" if launch.teardown else "exec ") + " \\\n  ".join(lines)
+    out += [f"say {shlex.quote('starting ' + cell.backend + '; its console follows:')}",
+            "say " + shlex.quote(shlex.join(launch.argv)), run]
     return "\n".join(out) + "\n"
 
 
@@ -150,82 +163,3 @@ def _image_block(var: str, name: str, img: ResolvedImage) -> list[str]:
         lines.append(f"  die {shlex.quote(why)}")
     lines.append("fi")
     return lines
-
-
-def repro_script(cell: Cell, result: CellResult, images: dict[str, ResolvedImage],
-                 launch: QemuLaunch, media: dict[str, Path], run_id: str) -> str:
-    """The text of repro.sh for one attempt of a cell."""
-    out = ["#!/bin/sh",
-           f"# Reproduces cell {cell.id} of run {run_id} (guest-harness {__version__}).",
-           "# Images come from the harness cache ($HARNESS_CACHE) when present, else from",
-           "# their recorded URLs, checked by SHA-256. Work files go to $REPRO_DIR (default:",
-           "# a new temporary folder). The console is this terminal; QEMU ends when the",
-           "# guest powers off or resets (-no-reboot), or: kill the PID it prints.",
-           _PRELUDE]
-    replace: dict[str, str] = {}
-    for i, (name, img) in enumerate(sorted(images.items())):
-        var = f"IMG{i}"
-        out += _image_block(var, name, img)
-        replace[str(media.get(name, img.path))] = f"${{{var}}}"
-        replace[str(img.path)] = f"${{{var}}}"
-    boot = cell.guest.boot
-    if boot.image and str(media.get(boot.image, "")).endswith(".overlay.qcow2"):
-        var = f"IMG{sorted(images).index(boot.image)}"
-        fmt = image_format(images[boot.image].path)
-        out += [f'say "creating the writable overlay $WORK/{boot.image}.overlay.qcow2"',
-                f'qemu-img create -q -f qcow2 -b "${{{var}}}" -F {fmt} '
-                f'"$WORK/{boot.image}.overlay.qcow2"']
-        replace[str(media[boot.image])] = f"$WORK/{boot.image}.overlay.qcow2"
-    if launch.vars_template is not None:
-        out += [f'say "copying the UEFI variables template {launch.vars_template}"',
-                f'cp {shlex.quote(str(launch.vars_template))} "$WORK/efivars.fd"']
-    argv = []
-    for arg in launch.argv:
-        quoted = _word(arg, replace)
-        if "efivars.fd" in arg and launch.vars_template is not None:
-            quoted = '"' + arg[: arg.index("file=") + 5] + '$WORK/efivars.fd"'
-        if arg.startswith("unix:") and "qmp.sock" in arg:
-            quoted = '"unix:$WORK/qmp.sock,server=on,wait=off"'
-        argv.append(quoted)
-    lines, i = [], 0
-    while i < len(argv):  # an option and its value on one line
-        if argv[i].startswith("-") and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
-            lines.append(f"{argv[i]} {argv[i + 1]}")
-            i += 2
-        else:
-            lines.append(argv[i])
-            i += 1
-    out += ['say "running QEMU (console below; QMP at $WORK/qmp.sock):"',
-            "say " + shlex.quote(" ".join(launch.argv)),
-            "exec " + " \\\n  ".join(lines)]
-    return "\n".join(out) + "\n"
-
-
-@dataclass
-class Replay:
-    recorded: dict[str, Any]
-    results: list[CellResult]
-
-    def reproduced(self, r: CellResult) -> bool:
-        """Same verdict and the same last milestone reached."""
-        return (str(r.verdict) == self.recorded["verdict"]
-                and last_milestone(r.milestones) == last_milestone(self.recorded["milestones"]))
-
-    def summary(self) -> str:
-        counts = Counter(f"{r.verdict}" for r in self.results)
-        same = sum(self.reproduced(r) for r in self.results)
-        dist = ", ".join(f"{v} {n}" for v, n in counts.most_common())
-        flaky = " (flaky: the runs disagree)" if len(counts) > 1 else ""
-        return (f"recorded: {self.recorded['verdict']} at "
-                f"{last_milestone(self.recorded['milestones']) or 'no milestone'}; "
-                f"replayed {len(self.results)}x: {dist}{flaky}; reproduced {same}/"
-                f"{len(self.results)}")
-
-
-def last_milestone(milestones: list[Any]) -> str | None:
-    reached = [m for m in milestones
-               if (m["reached"] if isinstance(m, dict) else m.reached)]
-    if not reached:
-        return None
-    last = reached[-1]
-    return last["name"] if isinstance(last, dict) else last.name

@@ -10,7 +10,6 @@ keeps what finished and marks the run interrupted.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -18,18 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import probe as probes
-from .backends.canary import run_canary
-from .catalog import cell_blocker
-from .cluster import run_on_cluster
+from .backends import registry
+from .canary import run_canary
 from .dispatch import CELL_OVERHEAD_MB, Slots, history, longest_first
+from .executor import CellContext, execute, preflight
 from .images.cache import Cache
 from .images.store import ImageError, ImageStore, ResolvedImage
-from .model import Cell, CellResult, Verdict
+from .judge import errored, skipped
+from .model import Cell, CellResult
 from .progress import Progress
-from .results.compare import add_divergence, add_speed
-from .results.junit import write_junit
+from .results.after import finish_run
 from .results.store import RunStore, load_results
-from .runner import run_cell, skipped
 
 
 @dataclass
@@ -104,11 +102,12 @@ class Scheduler:
         """Static probe of every backend in the plan, then canaries."""
         found: dict[str, probes.Probe] = {}
         for backend in dict.fromkeys(c.backend for c in cells):
-            found[backend] = probes.static_probe(backend, self.host)
+            found[backend] = registry.static_probe(backend, self.host)
         for backend, p in found.items():
             if not (p.usable and p.hardware):
                 continue
-            if not any(c.backend == backend and self.cell_blocker(c, p) is None for c in cells):
+            if not any(c.backend == backend and preflight(c, p, self.host) is None
+                       for c in cells):
                 continue
             result = run_canary(self.opts.cache, self.images, backend, self.host,
                                 self.opts.canary_ttl, self.opts.fresh_canary, self._log)
@@ -117,10 +116,6 @@ class Scheduler:
                 p.status, p.reason = probes.UNUSABLE, result.describe()
             self._log(f"{backend}: {result.describe()}")
         return found
-
-    def cell_blocker(self, cell: Cell, p: probes.Probe) -> str | None:
-        """Why `cell` cannot run on this host, before any image is fetched."""
-        return cell_blocker(cell, p, self.host)
 
     def fetch(self, cells: Sequence[Cell]) -> dict[str, dict[str, ResolvedImage] | str]:
         """Images per guest, or the reason they could not be had."""
@@ -156,6 +151,8 @@ class Scheduler:
         interrupted = False
         try:
             if self.opts.cluster:
+                from .cluster import run_on_cluster  # Dask loads only for --cluster
+
                 self._log(f"submitting to the Dask cluster at {self.opts.cluster}")
                 run_on_cluster(self.opts.cluster, cells, store, self.progress.cell_finished,
                                self.stop.is_set)
@@ -169,10 +166,7 @@ class Scheduler:
             interrupted = True
             self.stop.set()
         finally:
-            add_speed(store.cells)
-            add_divergence(store.cells, store.folder)
-            store.finish(interrupted)
-            write_junit(store.folder / "junit.xml", store.run_id, store.cells, store.folder)
+            finish_run(store, interrupted)
             self.progress.close()
         return RunOutcome(store, list(store.cells), interrupted)
 
@@ -195,7 +189,7 @@ class Scheduler:
         found = self.probe_backends(cells)
         ready = []
         for cell in cells:
-            why = cell.skip_reason or self.cell_blocker(cell, found[cell.backend])
+            why = preflight(cell, found[cell.backend], self.host)
             if why:
                 self._finish(store, skipped(cell, why))
             else:
@@ -205,7 +199,7 @@ class Scheduler:
         for cell in ready:
             got = images[cell.guest.id]
             if isinstance(got, str):
-                self._finish(store, skipped(cell, got, Verdict.ERROR))
+                self._finish(store, errored(cell, got))
             else:
                 runnable.append((cell, got))
         return runnable
@@ -214,27 +208,18 @@ class Scheduler:
         store.add(result)
         self.progress.cell_finished(result)
 
+    def context(self, run_dir: Path) -> CellContext:
+        """How this run boots each cell."""
+        o = self.opts
+        return CellContext(run_dir, self.stop, self.progress.cell_event, o.keep, o.interactive,
+                           o.gdb_port, o.rerun_failures, retry_errors=True)
+
     def _boot_one(self, cell: Cell, images: dict[str, ResolvedImage],
                   store: RunStore) -> CellResult | None:
         if self.stop.is_set():
             return None
         self.progress.cell_started(cell)
-        boot = functools.partial(run_cell, cell, images, stop=self.stop,
-                                 on_event=self.progress.cell_event, keep=self.opts.keep,
-                                 interactive=self.opts.interactive,
-                                 gdb_port=self.opts.gdb_port)
-        result = boot(store.folder)
-        if result.verdict is Verdict.ERROR and not self.stop.is_set() and result.attempts:
-            # the harness or the host failed, not the guest: one more try
-            self._log(f"  {cell.id}: error ({result.reason}); trying once more")
-            result = boot(store.folder)
-        if result.verdict.is_failure() and self.opts.rerun_failures:
-            for n in range(1, self.opts.rerun_failures + 1):
-                if self.stop.is_set():
-                    break
-                again = boot(store.folder / "reruns" / str(n))
-                result.reruns.append(str(again.verdict))
-            result.flaky = any(v != str(result.verdict) for v in result.reruns)
+        result = execute(cell, images, self.context(store.folder))
         self._finish(store, result)
         return result
 

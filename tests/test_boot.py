@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.config import load_guest
-from harness.model import Cell, Verdict
-from harness.runner import run_cell
+from harness.executor import CellContext, execute
+from harness.model import Verdict
+from harness.plan import make_cell
 
 from .conftest import GUESTS, TEST_GUESTS
 
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.vm
 
 def boot(path, store, tmp_path, firmware="bios", backend="tcg"):
     guest = load_guest(path)
-    cell = Cell(guest, backend, firmware, guest.timeouts, guest.memory_mb)
-    return run_cell(cell, store.resolve_guest(guest), tmp_path)
+    cell = make_cell(guest, backend, firmware, guest.timeouts, guest.memory_mb)
+    return execute(cell, store.resolve_guest(guest), CellContext(tmp_path))
 
 
 def test_the_default_guest_passes_with_plausible_times(store, tmp_path, qemu):
@@ -86,14 +87,14 @@ def test_send_types_into_the_guest(store, tmp_path, qemu):
 
 def test_a_harness_bug_in_one_cell_is_that_cells_error(store, default_guest, tmp_path,
                                                        monkeypatch):
-    import harness.runner as runner
+    from harness.backends import qemu
 
     def broken(*args, **kwargs):
         raise ValueError("boom")
 
-    monkeypatch.setattr(runner, "build_launch", broken)
-    cell = Cell(default_guest, "tcg", "bios", default_guest.timeouts, 256)
-    r = run_cell(cell, {}, tmp_path)
+    monkeypatch.setattr(qemu, "build_launch", broken)
+    cell = make_cell(default_guest, "tcg", "bios", default_guest.timeouts, 256)
+    r = execute(cell, {}, CellContext(tmp_path))
     assert r.verdict is Verdict.ERROR and r.reason.startswith("harness error: ValueError('boom')")
     assert "Traceback" in (tmp_path / cell.folder / "harness-error.txt").read_text()
 

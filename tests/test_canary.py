@@ -10,10 +10,12 @@ import time
 
 import pytest
 
-from harness.backends import canary
-from harness.backends.canary import CanaryResult, cached
-from harness.backends.probe import host_facts, static_probe
-from harness.images.cache import Cache, atomic_write
+from harness import canary
+from harness.backends.probe import host_facts
+from harness.backends.registry import static_probe
+from harness.canary import CanaryResult, cached
+from harness.files import atomic_write
+from harness.images.cache import Cache
 
 from .conftest import GUESTS, write
 

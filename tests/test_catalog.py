@@ -16,15 +16,17 @@ from pathlib import Path
 import pytest
 
 from harness.backends import probe as probes
+from harness.backends.base import LaunchContext
 from harness.backends.qemu import build_launch
 from harness.catalog import cell_rows, guest_rows
 from harness.config import ConfigError, load_guest, load_guests, load_matrix
 from harness.images.cache import Cache
 from harness.images.store import unobtained
-from harness.model import Cell
-from harness.plan import expand
+from harness.plan import expand, make_cell
 
 from .conftest import GUESTS, ROOT, write
+
+CTX = LaunchContext(Path("/run"), Path("/tmp"))
 
 CATALOG = load_guests(GUESTS)
 SHARED = ROOT.parent / "shared" / "images"
@@ -135,14 +137,14 @@ def test_multiboot_modules_bios_image_and_per_firmware_kernels():
     paths = {n: Path(f"/c/{n},x") for n in xen.images}
     (cell,) = expand(load_matrix(ROOT / "matrix.yaml", CATALOG), CATALOG,
                      only=["xen-4.17-dom0/tcg/bios"])
-    a = build_launch(cell, paths, Path("/q")).argv
+    a = build_launch(cell, paths, CTX).argv
     initrd = a[a.index("-initrd") + 1]
     assert initrd.startswith("/c/dom0,,x console=hvc0 ") and initrd.endswith(",/c/initrd,,x")
     assert a[a.index("-append") + 1].startswith("console=com1 com1=115200,8n1")
     assert a[a.index("-cpu") + 1] == "qemu64"
     sbi = CATALOG["opensbi-uboot-riscv64"]
     paths = {n: Path(f"/c/{n}") for n in sbi.images}
-    a = build_launch(Cell(sbi, "tcg", "bios", sbi.timeouts, 256), paths, Path("/q")).argv
+    a = build_launch(make_cell(sbi, "tcg", "bios", sbi.timeouts, 256), paths, CTX).argv
     assert a[0] == "qemu-system-riscv64" and a[a.index("-bios") + 1] == "/c/opensbi"
     assert a[a.index("-kernel") + 1] == "/c/uboot"
     mt = CATALOG["memtest86plus"]
@@ -150,7 +152,7 @@ def test_multiboot_modules_bios_image_and_per_firmware_kernels():
     for fw, kernel in (("bios", "/c/bin"), ("uefi", "/c/efi")):
         (cell,) = expand(load_matrix(ROOT / "matrix.yaml", CATALOG), CATALOG,
                          only=[f"memtest86plus/tcg/{fw}"])
-        a = build_launch(cell, paths, Path("/q"), Path("/v")).argv
+        a = build_launch(cell, paths, CTX).argv
         assert a[a.index("-kernel") + 1] == kernel and "std" in a
 
 
@@ -171,12 +173,12 @@ def test_boot_section_errors(tmp_path):
 def test_haxm_runs_one_vcpu_through_the_matrix_quirk():
     matrix = load_matrix(ROOT / "matrix.yaml", CATALOG)
     (cell,) = expand(matrix, CATALOG, only=["alpine-*-x86_64/haxm/bios"])
-    assert "one-vcpu" in cell.quirks and cell.guest.vcpus > 1
+    assert "one-vcpu" in cell.quirk_names and cell.guest.vcpus > 1
     paths = {n: Path(f"/c/{n}") for n in cell.guest.images}
-    a = build_launch(cell, paths, Path("/q")).argv
+    a = build_launch(cell, paths, CTX).argv
     assert a[a.index("-smp") + 1] == "1"
     (tcg,) = expand(matrix, CATALOG, only=["alpine-*-x86_64/tcg/bios"])
-    a = build_launch(tcg, paths, Path("/q")).argv
+    a = build_launch(tcg, paths, CTX).argv
     assert a[a.index("-smp") + 1] == str(tcg.guest.vcpus)
 
 

@@ -113,3 +113,24 @@ def test_foreign_architecture_packages_leave_apt_alone(store):
     assert images["kernel"].details["arch"] == "i386"
     assert images["kernel"].details["package"].endswith("-686")
     assert apt_state() == before
+
+
+def test_a_deb_answer_is_reused_while_the_package_lists_are_the_same(cache, default_images,
+                                                                     monkeypatch):
+    """apt-cache re-reads every package list (about a second a call): the file a deb
+    source names is looked up again only when the lists changed."""
+    from harness.images import debian
+
+    asked: list[str] = []
+    real = debian.AptArchive.show
+    monkeypatch.setattr(debian.AptArchive, "show",
+                        lambda self, package: asked.append(package) or real(self, package))
+    first = debian.fetch_deb_file(cache, "amd64", "linux-image-amd64", "boot/vmlinuz-*")
+    assert first.sha256 == default_images["kernel"].sha256
+    again = debian.fetch_deb_file(cache, "amd64", "linux-image-amd64", "boot/vmlinuz-*")
+    assert again == first and asked == []
+    stamp = debian.AptArchive(cache, "amd64").state / "updated"
+    os.utime(stamp, ns=(stamp.stat().st_atime_ns, stamp.stat().st_mtime_ns + 1))
+    assert debian.fetch_deb_file(cache, "amd64", "linux-image-amd64",
+                                 "boot/vmlinuz-*") == first
+    assert asked[0] == "linux-image-amd64"  # new lists: asked again, same answer

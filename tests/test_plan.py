@@ -57,8 +57,8 @@ def test_expansion_order_and_firmware_filtering():
 
 def test_quirks_expectations_and_timeouts_per_cell():
     cells = {c.id: c for c in expand(matrix(), GUESTS)}
-    assert cells["linux-a/haxm/bios"].quirks == ["noapic"]
-    assert cells["linux-a/tcg/bios"].quirks == []
+    assert cells["linux-a/haxm/bios"].quirk_names == ["noapic"]
+    assert cells["linux-a/tcg/bios"].quirk_names == []
     assert cells["linux-a/haxm/uefi"].expect.reason == "hangs"
     assert cells["linux-a/kvm/bios"].expect is None
     assert cells["linux-b/tcg/bios"].timeouts == Timeouts(30, 5)
@@ -120,8 +120,8 @@ def test_matrix_quirk_rules_and_definitions():
                quirk_rules=[QuirkRule(("noapic", "slow-tsc"), guest="linux-*", backend="haxm"),
                             QuirkRule(("no-hpet",), firmware="uefi")])
     cells = {c.id: c for c in expand(m, GUESTS)}
-    assert cells["linux-a/haxm/bios"].quirks == ["noapic", "slow-tsc"]  # deduplicated
-    assert cells["linux-a/haxm/uefi"].quirks == ["noapic", "slow-tsc", "no-hpet"]
-    assert cells["win-7/kvm/uefi"].quirks == ["no-hpet"]
-    assert cells["linux-b/tcg/bios"].quirks == []
+    assert cells["linux-a/haxm/bios"].quirk_names == ["noapic", "slow-tsc"]  # deduplicated
+    assert cells["linux-a/haxm/uefi"].quirk_names == ["noapic", "slow-tsc", "no-hpet"]
+    assert cells["win-7/kvm/uefi"].quirk_names == ["no-hpet"]
+    assert cells["linux-b/tcg/bios"].quirk_names == []
     assert cells["linux-a/haxm/bios"].quirk_defs["slow-tsc"] is slow

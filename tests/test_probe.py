@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 from harness.backends import probe as probes
-from harness.backends.probe import MISSING, UNUSABLE, HostFacts, QemuInfo, static_probe
+from harness.backends import qemu, registry
+from harness.backends.probe import MISSING, UNUSABLE, HostFacts, QemuInfo
+from harness.backends.registry import static_probe
 
 LINUX = probes.host_facts()
 
@@ -19,7 +21,7 @@ def host(**kw) -> HostFacts:
 
 def fake_qemu(monkeypatch, version="7.2.0", accels=("tcg", "kvm", "nvmm", "hax", "whpx", "hvf")):
     info = QemuInfo("qemu-system-x86_64", "/usr/bin/qemu-system-x86_64", version, frozenset(accels))
-    monkeypatch.setattr(probes, "qemu_info", lambda binary: info)
+    monkeypatch.setattr(qemu, "qemu_info", lambda binary: info)
 
 
 def test_this_host_tcg_is_available_and_others_have_reasons():
@@ -77,10 +79,10 @@ def test_platform_file_and_sysctl(monkeypatch, tmp_path):
 
 
 def test_guest_architecture_against_host():
-    assert probes.runs_arch("kvm", "aarch64", host(arch="x86_64")).startswith(
+    assert registry.runs_arch("kvm", "aarch64", host(arch="x86_64")).startswith(
         "kvm runs guests of the host's architecture (x86_64), not aarch64")
-    assert probes.runs_arch("kvm", "i386", host(arch="x86_64")) is None
-    assert probes.runs_arch("tcg", "x86_64") is None
+    assert registry.runs_arch("kvm", "i386", host(arch="x86_64")) is None
+    assert registry.runs_arch("tcg", "x86_64") is None
 
 
 def test_probe_command_without_canary():

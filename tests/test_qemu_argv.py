@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 
 from harness import knowledge
-from harness.backends.qemu import LaunchError, build_launch, find_uefi
-from harness.model import BootSpec, Cell, Guest, Milestone, Timeouts
+from harness.backends.base import LaunchContext, LaunchError
+from harness.backends.media import overlay_argv
+from harness.backends.qemu import build_launch, find_uefi
+from harness.model import BootSpec, Guest, Milestone, Timeouts
+from harness.plan import make_cell
+
+CTX = LaunchContext(Path("/run"), Path("/tmp"))
 
 IMAGES = {"kernel": Path("/c/vmlinuz"), "initrd": Path("/c/initrd"), "iso": Path("/c/x.iso"),
           "disk": Path("/c/d.qcow2"), "fd": Path("/c/f.img")}
@@ -21,11 +26,11 @@ def cell(backend="tcg", firmware="bios", boot=None, arch="x86_64", vcpus=1, quir
                                     cmdline="console=ttyS0"),
               firmware=["bios", "uefi"], memory_mb=256, vcpus=vcpus, console="serial",
               milestones=[Milestone("m", re.compile("x"))], failures=[])
-    return Cell(g, backend, firmware, Timeouts(), 384, quirks=list(quirks))
+    return make_cell(g, backend, firmware, Timeouts(), 384, quirks=quirks)
 
 
 def argv(c, **kw) -> list[str]:
-    return build_launch(c, IMAGES, Path("/tmp/q.sock"), Path("/run/vars.fd"), **kw).argv
+    return build_launch(c, IMAGES, CTX, **kw).argv
 
 
 def opt(args: list[str], flag: str) -> list[str]:
@@ -41,7 +46,7 @@ def test_the_tcg_kernel_boot_command_line():
     assert opt(a, "-append") == ["console=ttyS0"]
     assert opt(a, "-chardev") == ["stdio,id=console,signal=off"]
     assert opt(a, "-serial") == ["chardev:console"]
-    assert opt(a, "-qmp") == ["unix:/tmp/q.sock,server=on,wait=off"]
+    assert opt(a, "-qmp") == ["unix:/tmp/qmp.sock,server=on,wait=off"]
     for flag in ("-no-reboot", "-nodefaults", "-no-user-config"):
         assert flag in a
     assert "-cpu" not in a
@@ -80,15 +85,15 @@ def test_every_quirk_in_the_library_builds():
 
 
 def test_uefi_uses_pflash_with_a_per_cell_vars_copy():
-    launch = build_launch(cell(firmware="uefi"), IMAGES, Path("/q"), Path("/run/vars.fd"))
+    launch = build_launch(cell(firmware="uefi"), IMAGES, CTX)
     code, template = find_uefi("x86_64")
     drives = opt(launch.argv, "-drive")
     assert drives[:2] == [f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
-                          "if=pflash,format=raw,unit=1,file=/run/vars.fd"]
-    assert launch.vars_template == template and template != Path("/run/vars.fd")
+                          "if=pflash,format=raw,unit=1,file=/run/efivars.fd"]
+    assert launch.vars_template == template and launch.vars_file == Path("/run/efivars.fd")
     assert opt(launch.argv, "-machine") == ["q35"]
-    with pytest.raises(LaunchError, match="per-cell copy"):
-        build_launch(cell(firmware="uefi"), IMAGES, Path("/q"), None)
+    assert opt(launch.argv, "-qmp") == ["unix:/tmp/qmp.sock,server=on,wait=off"]
+    assert launch.monitor == Path("/tmp/qmp.sock")
 
 
 def test_boot_media_are_never_written(tmp_path):
@@ -99,23 +104,25 @@ def test_boot_media_are_never_written(tmp_path):
     disk.write_bytes(b"QFI\xfb" + bytes(60))
     images = {**IMAGES, "disk": disk, "fd": tmp_path / "f.img"}
     (tmp_path / "f.img").write_bytes(bytes(512))
-    a = build_launch(cell(boot=BootSpec("disk", image="disk")), images, Path("/q")).argv
-    assert opt(a, "-drive") == [f"file={disk},format=qcow2,snapshot=on,if=ide,index=0"]
-    a = build_launch(cell(boot=BootSpec("floppy", image="fd")), images, Path("/q")).argv
-    assert opt(a, "-drive") == [f"file={tmp_path / 'f.img'},format=raw,snapshot=on,if=floppy,"
-                                "index=0"]
-    assert opt(a, "-boot") == ["a"]
-    overlay = tmp_path / "disk.overlay.qcow2"
-    a = build_launch(cell(boot=BootSpec("disk", image="disk")), {**images, "disk": overlay},
-                     Path("/q")).argv
-    assert opt(a, "-drive") == [f"file={overlay},format=qcow2,if=ide,index=0"]
+    ctx = LaunchContext(tmp_path / "cell")
+    launch = build_launch(cell(boot=BootSpec("disk", image="disk")), images, ctx)
+    overlay = ctx.folder / "disk.overlay.qcow2"
+    assert opt(launch.argv, "-drive") == [f"file={overlay},format=qcow2,if=ide,index=0"]
+    assert launch.setup == [overlay_argv(disk, overlay)] and launch.media["disk"] == overlay
+    assert launch.setup[0][-3:] == ["-F", "qcow2", str(overlay)]
+    launch = build_launch(cell(boot=BootSpec("floppy", image="fd")), images, ctx)
+    overlay = ctx.folder / "fd.overlay.qcow2"
+    assert opt(launch.argv, "-drive") == [f"file={overlay},format=qcow2,if=floppy,index=0"]
+    assert opt(launch.argv, "-boot") == ["a"] and launch.setup[0][-3:] == ["-F", "raw",
+                                                                          str(overlay)]
 
 
 def test_writable_media_get_an_overlay_and_the_base_stays(tmp_path, qemu):
     import hashlib
     import subprocess
 
-    from harness.backends.media import overlays, prepare
+    from harness.backends.media import overlays
+    from harness.runner import run_step
 
     base = tmp_path / "base.img"
     base.write_bytes(bytes(1 << 20))
@@ -123,7 +130,10 @@ def test_writable_media_get_an_overlay_and_the_base_stays(tmp_path, qemu):
     c = cell(boot=BootSpec("floppy", image="fd"))
     folder = tmp_path / "cell"
     folder.mkdir()
-    media = prepare(c, {"fd": base}, folder)
+    launch = build_launch(c, {"fd": base}, LaunchContext(folder))
+    for argv in launch.setup:  # as the runner runs them
+        assert run_step(argv, folder / "vmm.commands.log", 30) is None
+    media = launch.media
     assert media["fd"] == folder / "fd.overlay.qcow2" and overlays(folder) == [media["fd"]]
     info = subprocess.run(["qemu-img", "info", "--output=json", str(media["fd"])],
                           capture_output=True, text=True, check=True).stdout
@@ -157,8 +167,11 @@ def test_this_qemu_accepts_the_command_line(default_images, tmp_path):
 
     for firmware in ("bios", "uefi"):
         c = cell(firmware=firmware, quirks=["noapic", "mtrr-mce", "no-hpet"])
-        sock, vars_file = tmp_path / f"{firmware}.sock", tmp_path / f"{firmware}.fd"
-        launch = build_launch(c, {k: v.path for k, v in default_images.items()}, sock, vars_file)
+        folder = tmp_path / firmware
+        folder.mkdir()
+        launch = build_launch(c, {k: v.path for k, v in default_images.items()},
+                              LaunchContext(folder, folder))
+        sock, vars_file = launch.monitor, launch.vars_file
         if launch.vars_template:
             vars_file.write_bytes(launch.vars_template.read_bytes())
         vm = VMProcess([*launch.argv, "-S"], tmp_path / "stderr", sock)

@@ -222,3 +222,18 @@ def test_a_hundred_cell_run_page_stays_small():
     page = run_page(r)
     assert len(verdicts) == 100 and page.count("data-cell=") == 100
     assert len(page.encode()) < 2_000_000
+
+
+def test_the_schema_and_the_cell_result_dataclass_name_the_same_keys():
+    """results.json's cells are written from CellResult's fields: every field is in the
+    schema and every schema property is a field, and a result survives the round trip."""
+    from harness.model import CellResult, MilestoneResult, Verdict
+
+    cell = SCHEMA["$defs"]["cell"]
+    r = CellResult("g/tcg/bios", "g", "tcg", "bios", Verdict.XFAIL, score=0.5, duration_s=1.25,
+                   milestones=[MilestoneResult("m", True, 0.5)], underlying=Verdict.CRASH,
+                   quirks=["noapic"], reruns=["crash"], flaky=True)
+    data = r.to_json()
+    assert set(data) == set(cell["properties"]) and set(cell["required"]) <= set(data)
+    assert CellResult.from_json(data) == r
+    assert data["verdict"] == "xfail" and data["underlying"] == "crash"

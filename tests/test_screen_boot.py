@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from harness.config import load_guest, load_guests
+from harness.executor import CellContext, execute
 from harness.images.manage import import_dir
-from harness.model import Cell, Verdict
-from harness.runner import run_cell
+from harness.model import Verdict
+from harness.plan import make_cell
 
 from .conftest import GUESTS, ROOT, TEST_GUESTS
 
@@ -36,8 +37,8 @@ def boot(path, tmp_path, cache):
 
     guest = load_guest(path)
     images = ImageStore(cache, offline=True, log=lambda m: None).resolve_guest(guest)
-    cell = Cell(guest, "tcg", "bios", guest.timeouts, guest.memory_mb)
-    return run_cell(cell, images, tmp_path), tmp_path / cell.folder
+    cell = make_cell(guest, "tcg", "bios", guest.timeouts, guest.memory_mb)
+    return execute(cell, images, CellContext(tmp_path)), tmp_path / cell.folder
 
 
 @pytest.mark.parametrize("gid, last_text", [

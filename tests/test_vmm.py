@@ -13,21 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import bhyve, bochs, vbox, vmd, vmm, xl
-from harness.backends.canary import canary_cell
+from harness.backends import bhyve, bochs, registry, vbox, vmd, xl
+from harness.backends.base import LaunchContext, LaunchError, vm_name
 from harness.backends.probe import (
     AVAILABLE,
     MISSING,
     UNUSABLE,
     HostFacts,
-    static_probe,
     tool_version,
 )
-from harness.backends.qemu import LaunchError
+from harness.backends.registry import static_probe
+from harness.canary import canary_cell
 from harness.config import load_guest, load_guests, load_matrix
+from harness.executor import CellContext, execute
 from harness.model import Cell, Verdict
-from harness.plan import expand
-from harness.runner import run_cell
+from harness.plan import expand, make_cell
 
 from .conftest import GUESTS, ROOT, TEST_GUESTS, write
 
@@ -38,7 +38,7 @@ GRUB_LOG = HERE / "data" / "transcripts" / "grub-2.06-iso.tcg-bios.log"
 
 def cell(gid: str, backend: str, firmware: str = "bios", guests=CATALOG) -> Cell:
     g = guests[gid]
-    return Cell(g, backend, firmware, g.timeouts, g.memory_mb)
+    return make_cell(g, backend, firmware, g.timeouts, g.memory_mb)
 
 
 def opt(argv: list[str], flag: str) -> list[str]:
@@ -61,7 +61,7 @@ def opt(argv: list[str], flag: str) -> list[str]:
     ("linux-busybox-x86_64", "xen", "bios", None),
 ])
 def test_what_each_vmm_refuses_and_why(gid, backend, firmware, why):
-    got = vmm.why_not(cell(gid, backend, firmware))
+    got = registry.get(backend).why_not(cell(gid, backend, firmware))
     assert (got is None) if why is None else (why in (got or "")), got
 
 
@@ -80,7 +80,7 @@ def test_the_matrix_lists_every_backend_and_skips_with_reasons():
 def test_bochsrc_for_cdrom_disk_and_floppy(tmp_path):
     c = cell("grub-2.06-iso", "bochs")
     launch = bochs.build_launch(c, {"iso": Path("/c/x.iso"), "kernel": Path("/k"),
-                                    "initrd": Path("/i")}, tmp_path)
+                                    "initrd": Path("/i")}, LaunchContext(tmp_path))
     rc = launch.files[tmp_path / "bochsrc"]
     assert launch.argv[-6:] == ["bochs", "-q", "-f", str(tmp_path / "bochsrc"),
                                 "-rc", str(tmp_path / "bochs.commands")]
@@ -94,7 +94,7 @@ def test_bochsrc_for_cdrom_disk_and_floppy(tmp_path):
     assert re.search(r"^cpu: model=\w+, count=1, ips=\d+, reset_on_triple_fault=0$", rc, re.M)
     disk = write(tmp_path / "d.img", "raw bytes")
     g = load_guest(TEST_GUESTS / "test-grub-disk.yaml")
-    rc = bochs.bochsrc(Cell(g, "bochs", "bios", g.timeouts, 256), {"iso": disk},
+    rc = bochs.bochsrc(make_cell(g, "bochs", "bios", g.timeouts, 256), {"iso": disk},
                        tmp_path / "l", Path("/b"), Path("/v"))
     journal = tmp_path / "disk.redolog"
     assert f"ata0-master: type=disk, path={disk}, mode=volatile, journal={journal}" in rc
@@ -102,31 +102,32 @@ def test_bochsrc_for_cdrom_disk_and_floppy(tmp_path):
     qcow = tmp_path / "q.img"
     qcow.write_bytes(b"QFI\xfb" + bytes(60))
     with pytest.raises(LaunchError, match="raw images only"):
-        bochs.bochsrc(Cell(g, "bochs", "bios", g.timeouts, 256), {"iso": qcow},
+        bochs.bochsrc(make_cell(g, "bochs", "bios", g.timeouts, 256), {"iso": qcow},
                       tmp_path / "l", Path("/b"), Path("/v"))
-    launch = bochs.build_launch(Cell(g, "bochs", "bios", g.timeouts, 256), {"iso": qcow},
-                                tmp_path)
+    launch = bochs.build_launch(make_cell(g, "bochs", "bios", g.timeouts, 256), {"iso": qcow},
+                                LaunchContext(tmp_path))
     raw = tmp_path / "disk.raw"
     assert launch.setup == [["qemu-img", "convert", "-O", "raw", str(qcow), str(raw)]]
     assert f"ata0-master: type=disk, path={raw}, mode=volatile" in launch.files[
         tmp_path / "bochsrc"]  # the copy; the redo log beside it in the cell folder
-    fd = load_guest(GUESTS / "freedos-722.yaml")
-    with pytest.raises(LaunchError, match="serial-console guests only"):
-        bochs.build_launch(Cell(fd, "bochs", "bios", fd.timeouts, 64), {"floppy": disk}, tmp_path)
+    fd = load_guest(GUESTS / "freedos-722.yaml")  # a screen console: the capability check
+    assert "serial-console guests only" in registry.get("bochs").why_not(
+        make_cell(fd, "bochs", "bios", fd.timeouts, 64))
 
 
 def test_vmctl_commands(tmp_path):
     c = cell("grub-2.06-iso", "vmd")
-    launch = vmd.build_launch(c, {"iso": Path("/c/x.iso")}, tmp_path)
+    launch = vmd.build_launch(c, {"iso": Path("/c/x.iso")}, LaunchContext(tmp_path))
     name = launch.name
     assert launch.argv == ["vmctl", "start", "-c", "-m", "512M", "-r", "/c/x.iso", "-B", "cdrom",
                            name]
     assert launch.teardown == [["vmctl", "stop", "-f", name]] and launch.setup == []
-    assert len(name) <= 31 and name == vmm.vm_name(c, tmp_path)
+    assert len(name) <= 31 and name == vm_name(c, tmp_path)
     qcow = tmp_path / "base.qcow2"
     qcow.write_bytes(b"QFI\xfb" + bytes(60))
     g = load_guest(TEST_GUESTS / "test-grub-disk.yaml")
-    launch = vmd.build_launch(Cell(g, "vmd", "bios", g.timeouts, 256), {"iso": qcow}, tmp_path)
+    launch = vmd.build_launch(make_cell(g, "vmd", "bios", g.timeouts, 256), {"iso": qcow},
+                              LaunchContext(tmp_path))
     overlay = str(tmp_path / "disk.overlay.qcow2")
     assert launch.setup == [["vmctl", "create", "-b", str(qcow), overlay]]
     assert opt(launch.argv, "-d") == [overlay] and opt(launch.argv, "-B") == ["disk"]
@@ -136,7 +137,7 @@ def test_bhyve_command_line(tmp_path, monkeypatch):
     code, vars_ = write(tmp_path / "CODE.fd", "c"), write(tmp_path / "VARS.fd", "v")
     monkeypatch.setattr(bhyve, "FIRMWARE", [(code, vars_)])
     c = cell("grub-2.06-iso", "bhyve", "uefi")
-    launch = bhyve.build_launch(c, {"iso": Path("/c/x.iso")}, tmp_path)
+    launch = bhyve.build_launch(c, {"iso": Path("/c/x.iso")}, LaunchContext(tmp_path))
     a = launch.argv
     assert a[0] == "bhyve" and a[-1] == launch.name
     assert opt(a, "-c") == ["1"] and opt(a, "-m") == ["512M"]
@@ -147,12 +148,12 @@ def test_bhyve_command_line(tmp_path, monkeypatch):
     assert launch.vars_template == vars_
     monkeypatch.setattr(bhyve, "FIRMWARE", [(tmp_path / "none", tmp_path / "none2")])
     with pytest.raises(LaunchError, match="edk2-bhyve"):
-        bhyve.build_launch(c, {"iso": Path("/c/x.iso")}, tmp_path)
+        bhyve.build_launch(c, {"iso": Path("/c/x.iso")}, LaunchContext(tmp_path))
 
 
 def test_xl_configs_for_hvm_and_pvh(tmp_path):
     c = cell("grub-2.06-iso", "xen", "uefi")
-    launch = xl.build_launch(c, {"iso": Path("/c/x.iso")}, tmp_path)
+    launch = xl.build_launch(c, {"iso": Path("/c/x.iso")}, LaunchContext(tmp_path))
     cfg = launch.files[tmp_path / "xl.cfg"]
     for line in (f'name = "{launch.name}"', "memory = 512", 'type = "hvm"', 'bios = "ovmf"',
                  'serial = "pty"', 'boot = "d"', 'on_poweroff = "destroy"',
@@ -170,7 +171,7 @@ def test_xl_configs_for_hvm_and_pvh(tmp_path):
 
 def test_vboxmanage_commands(tmp_path):
     c = cell("grub-2.06-iso", "virtualbox", "uefi")
-    launch = vbox.build_launch(c, {"iso": Path("/c/x.iso")}, tmp_path)
+    launch = vbox.build_launch(c, {"iso": Path("/c/x.iso")}, LaunchContext(tmp_path))
     n = launch.name
     sock = str(Path(tempfile.gettempdir()) / f"{n}.com1")
     create, modify, ctl, attach, start = launch.setup
@@ -277,9 +278,9 @@ if sys.argv[1] == "startvm":
     time.sleep(0.3)
 ''')
     g = load_guest(GUESTS / "grub-2.06-iso.yaml")
-    c = Cell(g, "virtualbox", "bios", g.timeouts, 512)
+    c = make_cell(g, "virtualbox", "bios", g.timeouts, 512)
     images = store.resolve_guest(g)
-    r = run_cell(c, images, tmp_path / "run")
+    r = execute(c, images, CellContext(tmp_path / "run"))
     got = calls.read_text().splitlines()
     verbs = [line.split()[0] for line in got if line != "--version"]  # the probe's
     assert verbs == ["createvm", "modifyvm", "storagectl", "storageattach", "startvm",
@@ -302,8 +303,8 @@ if sys.argv[1] == "create":
     sys.exit(3)
 ''')
     g = CATALOG["linux-busybox-x86_64"]
-    c = Cell(g, "xen", "bios", g.timeouts, 256)
-    r = run_cell(c, store.resolve_guest(g), tmp_path / "run")
+    c = make_cell(g, "xen", "bios", g.timeouts, 256)
+    r = execute(c, store.resolve_guest(g), CellContext(tmp_path / "run"))
     assert r.verdict is Verdict.ERROR and "failed with status 3" in r.reason
     assert "domain creation failed" in r.reason
     verbs = [line.split()[0] for line in calls.read_text().splitlines()]

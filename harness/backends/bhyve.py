@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..model import Cell
-from .qemu import LaunchError
-from .vmm import VmmLaunch, boot_media, vm_name
+from .base import Launch, LaunchContext, LaunchError, boot_media, vm_name
 
 # edk2-bhyve's files (FreeBSD ports sysutils/edk2, flavour bhyve)
 FIRMWARE = [(Path("/usr/local/share/uefi-firmware/BHYVE_UEFI_CODE.fd"),
@@ -40,10 +39,11 @@ def find_firmware() -> tuple[Path, Path]:
                       "edk2-bhyve)")
 
 
-def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch:
+def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Launch:
+    folder = ctx.folder
     name = vm_name(cell, folder)
     code, template = find_firmware()
-    vars_file = folder / "efivars.fd"
+    vars_file = ctx.vars_file
     kind, media = boot_media(cell, images)
     setup: list[list[str]] = []
     if kind == "cdrom":
@@ -56,5 +56,5 @@ def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch
             "-s", "0,hostbridge", "-s", "31,lpc", "-s", device,
             "-l", "com1,stdio", "-l", f"bootrom,{code},{vars_file}", name]
     destroy = ["bhyvectl", "--destroy", f"--vm={name}"]
-    return VmmLaunch(argv, setup=setup, teardown=[destroy], firmware_files=(code, template),
-                     vars_template=template, name=name)
+    return Launch(argv, setup=setup, teardown=[destroy], firmware_files=(code, template),
+                     vars_template=template, vars_file=vars_file, name=name)

@@ -18,10 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..model import Cell
-from . import vmm
+from .base import Launch, LaunchContext, LaunchError, boot_media
 from .media import image_format
-from .qemu import LaunchError
-from .vmm import VmmLaunch, boot_media
 
 BINARY = "bochs"
 # Debian's bochsbios and vgabios packages
@@ -59,7 +57,7 @@ def first(paths: tuple[Path, ...], package: str) -> Path:
 
 def bochsrc(cell: Cell, images: dict[str, Path], log: Path, bios: Path, vgabios: Path) -> str:
     """The configuration file for `cell`; every device the guest needs, nothing else."""
-    why = vmm.why_not(cell)  # bochs' own limits, and the screen rule of every VMM
+    why = why_not(cell)
     if why:
         raise LaunchError(why)
     g = cell.guest
@@ -102,7 +100,8 @@ def bochsrc(cell: Cell, images: dict[str, Path], log: Path, bios: Path, vgabios:
     return "\n".join(lines) + "\n"
 
 
-def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch:
+def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Launch:
+    folder = ctx.folder
     """The Bochs command line and its files, for a cell folder."""
     bios, vgabios = first(BIOS, "bochsbios"), first(VGABIOS, "vgabios")
     rc, commands = folder / "bochsrc", folder / "bochs.commands"
@@ -120,6 +119,6 @@ def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch
     # the guest's alone (stderr, with Bochs's last words, still reaches vmm.stderr)
     argv = ["sh", "-c", 'out="$1"; shift; exec "$@" >"$out"', "bochs-console",
             str(folder / "bochs.stdout"), BINARY, "-q", "-f", str(rc), "-rc", str(commands)]
-    return VmmLaunch(argv, {rc: text, commands: "c\n"}, setup=setup,
+    return Launch(argv, {rc: text, commands: "c\n"}, setup=setup,
                      teardown=[["rm", "-f", str(folder / "disk.raw")]] if setup else [],
                      firmware_files=(bios, vgabios))

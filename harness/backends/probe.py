@@ -1,9 +1,11 @@
-"""What this host can run: static backend probes and host facts.
+"""What this host is and has: host facts, tool versions, device checks.
 
-The static checks (host OS, QEMU binary and version, accelerator compiled
-in, device node present and openable, platform library, sysctl) take well
-under two seconds. Whether a hardware accelerator really runs a guest is the
-canary's job (`canary.py`).
+The pieces every backend's static probe is made of (the probes themselves
+are the backends', see `registry.static_probe`): the host's OS and CPU, a
+QEMU binary's version and accelerators, a tool answering its version
+question, a device node that opens, a platform library, a sysctl. They take
+well under two seconds. Whether a hardware accelerator really runs a guest
+is the canary's job (`harness/canary.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import knowledge
-from ..knowledge import BackendInfo
+from ..model import BackendInfo
 
 AVAILABLE, UNUSABLE, MISSING = "available", "unusable", "missing"
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "i686": "i386", "i586": "i386",
@@ -124,38 +126,6 @@ def host_binary(host: HostFacts) -> str | None:
     return info.qemu if info else None
 
 
-def static_probe(name: str, host: HostFacts | None = None) -> Probe:
-    """Everything about backend `name` that can be known without booting."""
-    host = host or host_facts()
-    b = knowledge.backends()[name]
-    if b.host_os and host.os not in b.host_os:
-        return Probe(name, MISSING, f"{b.description} runs on {', '.join(b.host_os)}; "
-                     f"this host runs {host.os}", b.hardware)
-    if b.kind != "qemu":
-        return _vmm_probe(b, host)
-    binary = host_binary(host)
-    if binary is None:
-        return Probe(name, MISSING, f"no QEMU target for host architecture {host.arch}",
-                     b.hardware)
-    q = qemu_info(binary)
-    if q.error:
-        pkg = knowledge.arches()[host.arch].package
-        return Probe(name, MISSING, f"{q.error} (Debian package {pkg})", b.hardware, binary)
-    if b.qemu_before and q.version and version_tuple(q.version) >= version_tuple(b.qemu_before):
-        return Probe(name, MISSING, f"QEMU {b.qemu_before} removed the {b.accel} accelerator; "
-                     f"this QEMU is {q.version}", b.hardware, q.path, q.version)
-    if b.accel not in q.accels:
-        return Probe(name, MISSING, f"accelerator {b.accel!r} is not compiled into {binary} "
-                     f"{q.version} (it has: {', '.join(sorted(q.accels)) or 'none'})",
-                     b.hardware, q.path, q.version)
-    problem = _host_checks(b, host)
-    if problem:
-        return Probe(name, problem[0], problem[1], b.hardware, q.path, q.version)
-    reason = ("static checks passed; whether it runs guests is the canary's to say" if b.hardware
-              else "software emulation needs no hardware")
-    return Probe(name, AVAILABLE, reason, b.hardware, q.path, q.version)
-
-
 @functools.cache
 def tool_version(binary: str, args: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
     """(path, version, error) of a VMM's tool: `args` are its arguments, then a regex."""
@@ -179,23 +149,7 @@ def tool_version(binary: str, args: tuple[str, ...]) -> tuple[str | None, str | 
     return path, m.group(1), None
 
 
-def _vmm_probe(b: BackendInfo, host: HostFacts) -> Probe:
-    """A VMM other than QEMU: its tool on PATH answering, then its device or file."""
-    assert b.binary is not None
-    path, version, error = tool_version(b.binary, b.version)
-    if path is None:
-        return Probe(b.name, MISSING, f"{error} ({b.package})", b.hardware)
-    if error:
-        return Probe(b.name, UNUSABLE, error, b.hardware, path)
-    problem = _host_checks(b, host)
-    if problem:
-        return Probe(b.name, problem[0], problem[1], b.hardware, path, version)
-    reason = ("static checks passed; whether it runs guests is the canary's to say"
-              if b.hardware else f"{b.binary} {version or ''} runs in software".replace("  ", " "))
-    return Probe(b.name, AVAILABLE, reason, b.hardware, path, version)
-
-
-def _host_checks(b: BackendInfo, host: HostFacts) -> tuple[str, str] | None:
+def host_checks(b: BackendInfo, host: HostFacts) -> tuple[str, str] | None:
     device = b.device.get(host.os)
     if device:
         if host.os != "Windows" and not os.path.exists(device):
@@ -222,20 +176,8 @@ def _host_checks(b: BackendInfo, host: HostFacts) -> tuple[str, str] | None:
     return None
 
 
-def runs_arch(backend: str, guest_arch: str, host: HostFacts | None = None) -> str | None:
-    """Why `backend` cannot run a `guest_arch` guest on this host, or None."""
-    host = host or host_facts()
-    b = knowledge.backends()[backend]
-    arch = knowledge.arches()[guest_arch]
-    if b.kind != "qemu" and guest_arch not in b.arches:
-        return f"{backend} runs {', '.join(b.arches)} guests, not {guest_arch}"
-    if b.hardware and host.arch not in arch.host:
-        return f"{backend} runs guests of the host's architecture ({host.arch}), not {guest_arch}"
-    if b.kind != "qemu":
-        return None
-    q = qemu_info(arch.qemu)
-    if q.error:
-        return f"{q.error} (Debian package {arch.package})"
-    if b.accel not in q.accels:
-        return f"accelerator {b.accel!r} is not compiled into {arch.qemu}"
+def foreign_arch(b: BackendInfo, guest_arch: str, host: HostFacts) -> str | None:
+    """A hardware accelerator runs guests of the host's own architecture only."""
+    if b.hardware and host.arch not in knowledge.arches()[guest_arch].host:
+        return f"{b.name} runs guests of the host's architecture ({host.arch}), not {guest_arch}"
     return None

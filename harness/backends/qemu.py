@@ -1,31 +1,93 @@
-"""QEMU command lines for every accelerator, built from a cell.
+"""QEMU, for every accelerator: the backend protocol (see `base`) for QEMU.
 
 Pure: no process is started here. The argv is a list (never a shell
 string); what varies by backend, architecture and quirk comes from the
-knowledge tables, so this module only assembles.
+knowledge tables and the cell's resolved quirks, so this module only
+assembles. A disk or floppy the guest writes gets a qcow2 overlay in the
+cell folder, made by a setup command (`qemu-img create -b`), so the cached
+image is never written and repro.sh makes the same overlay.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
+from typing import Any
 
 from .. import knowledge
-from ..model import Cell
-from .media import image_format
+from ..model import BackendInfo, Cell
+from .base import Launch, LaunchContext, LaunchError
+from .media import WRITABLE, overlay_argv
+from .probe import (
+    AVAILABLE,
+    MISSING,
+    HostFacts,
+    Probe,
+    foreign_arch,
+    host_binary,
+    host_checks,
+    qemu_info,
+    version_tuple,
+)
 
 CONSOLE_CHARDEV = "console"
 
 
-class LaunchError(Exception):
-    """The cell cannot be turned into a command line on this host."""
+def why_not(cell: Cell) -> str | None:
+    """QEMU runs every guest file's boot; a UEFI cell needs this arch's firmware."""
+    if cell.firmware != "uefi":
+        return None
+    try:
+        find_uefi(cell.guest.arch)
+    except LaunchError as exc:
+        return str(exc)
+    return None
 
 
-@dataclass(frozen=True)
-class QemuLaunch:
-    argv: list[str]
-    vars_template: Path | None = None  # copied to the vars path before each launch
-    firmware_files: tuple[Path, ...] = ()
+def probe(info: BackendInfo, host: HostFacts) -> Probe:
+    """QEMU for the host's architecture, its version, the accelerator compiled in."""
+    name = info.name
+    binary = host_binary(host)
+    if binary is None:
+        return Probe(name, MISSING, f"no QEMU target for host architecture {host.arch}",
+                     info.hardware)
+    q = qemu_info(binary)
+    if q.error:
+        pkg = knowledge.arches()[host.arch].package
+        return Probe(name, MISSING, f"{q.error} (Debian package {pkg})", info.hardware, binary)
+    if (info.qemu_before and q.version
+            and version_tuple(q.version) >= version_tuple(info.qemu_before)):
+        return Probe(name, MISSING, f"QEMU {info.qemu_before} removed the {info.accel} "
+                     f"accelerator; this QEMU is {q.version}", info.hardware, q.path, q.version)
+    if info.accel not in q.accels:
+        return Probe(name, MISSING, f"accelerator {info.accel!r} is not compiled into {binary} "
+                     f"{q.version} (it has: {', '.join(sorted(q.accels)) or 'none'})",
+                     info.hardware, q.path, q.version)
+    problem = host_checks(info, host)
+    if problem:
+        return Probe(name, problem[0], problem[1], info.hardware, q.path, q.version)
+    reason = ("static checks passed; whether it runs guests is the canary's to say"
+              if info.hardware else "software emulation needs no hardware")
+    return Probe(name, AVAILABLE, reason, info.hardware, q.path, q.version)
+
+
+def runs_arch(info: BackendInfo, guest_arch: str, host: HostFacts) -> str | None:
+    why = foreign_arch(info, guest_arch, host)
+    if why:
+        return why
+    arch = knowledge.arches()[guest_arch]
+    q = qemu_info(arch.qemu)
+    if q.error:
+        return f"{q.error} (Debian package {arch.package})"
+    if info.accel not in q.accels:
+        return f"accelerator {info.accel!r} is not compiled into {arch.qemu}"
+    return None
+
+
+def facts(info: BackendInfo, launch: Launch) -> dict[str, Any]:
+    """results.json's `vmm` entry: the binary, its version, the accelerator."""
+    return {"name": "qemu", "binary": shutil.which(launch.argv[0]) or launch.argv[0],
+            "version": qemu_info(launch.argv[0]).version, "accelerator": info.accel}
 
 
 def _opts(name: str, opts: dict[str, str]) -> str:
@@ -44,19 +106,12 @@ def find_uefi(arch: str) -> tuple[Path, Path]:
     raise LaunchError(f"UEFI firmware for {arch} not found (Debian package {uefi.get('package')})")
 
 
-def build_launch(
-    cell: Cell,
-    images: dict[str, Path],
-    qmp_socket: Path,
-    vars_file: Path | None = None,
-    binary: str | None = None,
-) -> QemuLaunch:
-    """The QEMU command line that boots `cell` with its resolved `images`."""
+def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
+                 binary: str | None = None) -> Launch:
+    """The QEMU launch that boots `cell` with its resolved `images`."""
     guest = cell.guest
-    arch = knowledge.arches()[guest.arch]
-    backend = knowledge.backends()[cell.backend]
-    library = {**knowledge.quirks(), **guest.quirk_defs, **cell.quirk_defs}
-    quirks = [library[q] for q in cell.quirks]
+    arch, backend, quirks = cell.arch_info, cell.backend_info, cell.quirks
+    assert arch is not None and backend is not None, "cells come from plan.make_cell"
 
     machine = arch.machine.get(cell.firmware) or arch.machine.get("bios", "pc")
     machine_opts: dict[str, str] = {}
@@ -96,25 +151,44 @@ def build_launch(
         *(["-vga", "std"] if guest.uses_screen else []),
         "-chardev", f"stdio,id={CONSOLE_CHARDEV},signal=off",
         "-serial", f"chardev:{CONSOLE_CHARDEV}",
-        "-qmp", f"unix:{qmp_socket},server=on,wait=off",
-        "-no-reboot",
     ]
+    monitor = None
+    if ctx.sockdir is not None:
+        monitor = ctx.sockdir / "qmp.sock"
+        argv += ["-qmp", f"unix:{monitor},server=on,wait=off"]
+    argv.append("-no-reboot")
 
-    vars_template = None
+    vars_template = vars_file = None
     firmware_files: tuple[Path, ...] = ()
     if cell.firmware == "uefi":
         code, vars_template = find_uefi(guest.arch)
-        if vars_file is None:
-            raise LaunchError("UEFI needs a per-cell copy of the variables file")
+        vars_file = ctx.vars_file
         argv += [
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
             "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
         ]
         firmware_files = (code, vars_template)
 
-    argv += _boot_args(cell, images, append)
+    media, setup = _media(cell, images, ctx.folder)
+    argv += _boot_args(cell, media, append)
     argv += extra
-    return QemuLaunch(argv, vars_template, firmware_files)
+    if ctx.gdb_port is not None:  # paused at the first instruction, the stub listening
+        argv += ["-S", "-gdb", f"tcp:127.0.0.1:{ctx.gdb_port}"]
+    return Launch(argv, setup=setup, firmware_files=firmware_files,
+                  vars_template=vars_template, vars_file=vars_file, monitor=monitor,
+                  media=media)
+
+
+def _media(cell: Cell, images: dict[str, Path],
+           folder: Path) -> tuple[dict[str, Path], list[list[str]]]:
+    """Paths for the command line: an overlay (and the command that makes it) for a
+    writable boot medium, the rest as they are."""
+    boot = cell.guest.boot
+    if boot.kind not in WRITABLE or not boot.image:
+        return dict(images), []
+    overlay = folder / f"{boot.image}.overlay.qcow2"
+    return ({**images, boot.image: overlay},
+            [overlay_argv(images[boot.image], overlay)])
 
 
 def _boot_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[str]:
@@ -147,12 +221,7 @@ def _media_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[
     path = images[boot.image]
     if boot.kind == "cdrom":
         return ["-drive", f"file={path},media=cdrom,readonly=on,if=ide,index=2", "-boot", "d"]
-    # A per-cell overlay (media.prepare) takes the writes; anything else is protected
-    # by snapshot=on, so the cached image is never written either way.
-    if path.name.endswith(".overlay.qcow2"):
-        media = f"file={path},format=qcow2"
-    else:
-        media = f"file={path},format={image_format(path) if path.exists() else 'raw'},snapshot=on"
+    media = f"file={path},format=qcow2"  # the per-cell overlay (`_media`) takes the writes
     if boot.kind == "floppy":
         return ["-drive", f"{media},if=floppy,index=0", "-boot", "a"]
     return ["-drive", f"{media},if=ide,index=0", "-boot", "c"]

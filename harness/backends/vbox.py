@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..model import Cell
-from .vmm import VmmLaunch, boot_media, vm_name
+from .base import Launch, LaunchContext, boot_media, vm_name
 
 OSTYPE = {"x86_64": "Other_64", "i386": "Other"}
 CONTROLLER = {"cdrom": ("IDE", "ide", "dvddrive", "dvd"), "disk": ("SATA", "sata", "hdd", "disk"),
@@ -29,7 +29,8 @@ def why_not(cell: Cell) -> str | None:
     return None
 
 
-def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch:
+def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Launch:
+    folder = ctx.folder
     name = vm_name(cell, folder)
     # a Unix socket path must stay under ~100 bytes: the temp folder, named after the VM
     sock = Path(tempfile.gettempdir()) / f"{name}.com1"
@@ -54,4 +55,4 @@ def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch
     argv = [sys.executable, "-m", "harness.backends.sockconsole", str(sock)]
     teardown = [[vbm, "controlvm", name, "poweroff"],
                 [vbm, "unregistervm", name, "--delete"], ["rm", "-f", str(sock)]]
-    return VmmLaunch(argv, setup=setup, teardown=teardown, name=name)
+    return Launch(argv, setup=setup, teardown=teardown, name=name)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..model import Cell
+from .base import Launch, LaunchContext, boot_media, vm_name
 from .media import image_format
-from .vmm import VmmLaunch, boot_media, vm_name
 
 
 def why_not(cell: Cell) -> str | None:
@@ -31,7 +31,8 @@ def why_not(cell: Cell) -> str | None:
     return None
 
 
-def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch:
+def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Launch:
+    folder = ctx.folder
     name = vm_name(cell, folder)
     argv = ["vmctl", "start", "-c", "-m", f"{cell.memory_mb}M"]
     setup: list[list[str]] = []
@@ -50,4 +51,4 @@ def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch
                 setup.append(["vmctl", "create", "-b", str(media), str(disk)])
             argv += ["-d", str(disk), "-B", "disk"]
     argv.append(name)
-    return VmmLaunch(argv, setup=setup, teardown=[["vmctl", "stop", "-f", name]], name=name)
+    return Launch(argv, setup=setup, teardown=[["vmctl", "stop", "-f", name]], name=name)

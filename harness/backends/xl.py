@@ -2,7 +2,8 @@
 
 Media guests run as HVM domains (SeaBIOS or OVMF from the Xen tools) with
 the emulated serial port on a pty (`serial = "pty"`); kernel guests run as
-PVH domains, whose console is Xen's PV console (Linux: `console=hvc0`).
+PVH domains, whose console is Xen's PV console (Linux: `console=hvc0`);
+their quirks' `append` words join the kernel command line.
 The domain is created paused, the console attached, then unpaused, so no
 early output is lost; `xl destroy` ends it whatever happened.
 """
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 
 from ..model import Cell
-from .vmm import VmmLaunch, boot_media, vm_name
+from .base import Launch, LaunchContext, boot_media, vm_name
 
 BOOT_ORDER = {"cdrom": "d", "disk": "c", "floppy": "a"}
 
@@ -43,8 +44,10 @@ def config(cell: Cell, images: dict[str, Path], name: str) -> str:
         lines += ['type = "pvh"', f"kernel = {_q(str(images[kernel]))}"]
         if g.boot.initrd:
             lines.append(f"ramdisk = {_q(str(images[g.boot.initrd]))}")
-        if g.boot.cmdline:
-            lines.append(f"cmdline = {_q(g.boot.cmdline)}")
+        cmdline = " ".join(x for x in (g.boot.cmdline, *(a for q in cell.quirks
+                                                          for a in q.append)) if x)
+        if cmdline:
+            lines.append(f"cmdline = {_q(cmdline)}")
         return "\n".join(lines) + "\n"
     kind, media = boot_media(cell, images)
     lines += ['type = "hvm"', f"bios = {_q('ovmf' if cell.firmware == 'uefi' else 'seabios')}",
@@ -60,13 +63,14 @@ def config(cell: Cell, images: dict[str, Path], name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_launch(cell: Cell, images: dict[str, Path], folder: Path) -> VmmLaunch:
+def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Launch:
+    folder = ctx.folder
     name = vm_name(cell, folder)
     cfg = folder / "xl.cfg"
     console = "pv" if cell.guest.boot.kind == "kernel" else "serial"
     # attach first, unpause a moment later: the console sees the first byte
     argv = ["sh", "-c", 'name="$1"; (sleep 1; xl unpause "$name") & exec xl console -t "$2" '
             '"$name"', "xl-console", name, console]
-    return VmmLaunch(argv, {cfg: config(cell, images, name)},
+    return Launch(argv, {cfg: config(cell, images, name)},
                      setup=[["xl", "create", "-p", str(cfg)]],
                      teardown=[["xl", "destroy", name]], name=name)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-CHUNK = 1 << 20
+from ..files import CHUNK, atomic_write, sha256_file
 
 
 def default_root() -> Path:
@@ -40,13 +40,6 @@ def default_root() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else home / ".cache") / "guest-harness"
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Digests:
@@ -76,21 +69,6 @@ class Digests:
     def sha512(self) -> str:
         return self.h512.hexdigest()
 
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` to `path` so readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import Cache, sha256_file
+from ..files import sha256_file
+from .cache import Cache
 
 LIST_MAX_AGE = 6 * 3600  # refresh package lists older than this (seconds)
 MAX_DEPTH = 3  # how far to follow Depends of a meta-package
@@ -94,6 +95,11 @@ class AptArchive:
             raise DebError(f"{tool} not found: deb sources need Debian's apt") from None
         except subprocess.TimeoutExpired:
             raise DebError(f"{tool} {' '.join(args)} took more than 15 minutes") from None
+
+    def lists_stamp(self) -> str:
+        """Which package lists apt answers from (their last update), or "" if none."""
+        stamp = self.state / "updated"
+        return str(stamp.stat().st_mtime_ns) if stamp.exists() else ""
 
     def _lists_age(self) -> float:
         stamp = self.state / "updated"
@@ -201,8 +207,14 @@ def fetch_deb_file(
         return _from_ref(ref)
     apt = AptArchive(cache, arch, log)
     apt.update()
+    # The answer depends on the package lists alone: while they are the ones it came
+    # from, it is reused (apt-cache show re-reads every list, ~1 s a call)
+    lists = apt.lists_stamp()
+    ref = cache.get_ref(latest_key)
+    if ref is not None and lists and ref.get("lists") == lists:
+        return _from_ref(ref)
     result = _search(cache, apt, package, pattern, depth=0, seen=set())
-    cache.set_ref(latest_key, result.sha256, **_ref_info(result))
+    cache.set_ref(latest_key, result.sha256, lists=lists, **_ref_info(result))
     return result
 
 

@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
-import urllib3
 
 from .. import __version__
 from .cache import Digests
+
+if TYPE_CHECKING:  # requests (and urllib3) load when something is downloaded, not before
+    import requests
 
 CHUNK = 1 << 20
 ProgressFn = Callable[[str, int, int | None], None]  # (url, bytes so far, total or None)
@@ -56,6 +57,8 @@ class Downloader:
 
     def __post_init__(self) -> None:
         if self.session is None:
+            import requests
+
             self.session = requests.Session()
             self.session.headers["User-Agent"] = f"guest-harness/{__version__}"
             self.session.headers["Accept-Encoding"] = "identity"  # the bytes as published
@@ -93,6 +96,9 @@ class Downloader:
         raise DownloadError(f"{url}: {last} (after {self.retries + 1} attempts)")
 
     def _attempt(self, url: str, part: Path) -> Downloaded:
+        import requests
+        import urllib3
+
         have = part.stat().st_size if part.exists() else 0
         headers = {"Range": f"bytes={have}-"} if have else {}
         assert self.session is not None

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import sha256_file
 from ..model import Guest, ImageSpec
 from .archive import ArchiveError, check_format, compression_for, iter_member, open_decompressed
-from .cache import Cache, Digests, sha256_file
+from .cache import Cache, Digests
 from .checksums import ChecksumError, Digest, parse_sums, pick
 from .debian import DebError, fetch_deb_file
 from .download import Downloader, DownloadError, ProgressFn

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from junit_xml import TestCase, TestSuite
 
-from ..images.cache import atomic_write
+from ..files import atomic_write
 from ..model import CellResult, Verdict
 
 TAIL_CHARS = 8000

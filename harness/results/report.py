@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..images.cache import atomic_write
+from ..files import atomic_write
 from . import html
 from .history import FILE, Comparison, History, ingest
 

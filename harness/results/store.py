@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..images.cache import atomic_write
+from ..files import atomic_write
 from ..model import CellResult
 
 SCHEMA = 1

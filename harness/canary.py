@@ -20,12 +20,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .. import knowledge
-from ..config import load_guest
-from ..images.cache import Cache, atomic_write
-from ..images.store import ImageError, ImageStore
-from ..model import Cell, Guest, Timeouts
-from .probe import HostFacts, host_binary, qemu_info, static_probe
+from .backends import registry
+from .backends.probe import UNUSABLE, HostFacts, Probe
+from .config import load_guest
+from .executor import CellContext, execute
+from .files import atomic_write
+from .images.cache import Cache
+from .images.store import ImageError, ImageStore
+from .model import Cell, Guest, Timeouts
+from .plan import for_backend, make_cell
 
 DEFAULT_TTL = 6 * 3600.0
 
@@ -71,27 +74,19 @@ def canary_guests(host: HostFacts) -> list[Guest]:
 
 def canary_cell(backend: str, host: HostFacts) -> Cell | None:
     """The first canary (and firmware) this backend can boot at all."""
-    from ..plan import for_backend
-    from .vmm import why_not  # vmm imports the backend modules: import late
-
     for canary in canary_guests(host):
         guest, timeouts = for_backend(canary, canary.timeouts or Timeouts(), backend)
         for firmware in guest.firmware:
-            cell = Cell(guest=guest, backend=backend, firmware=firmware, timeouts=timeouts,
-                        memory_mb=guest.memory_mb)
-            if why_not(cell) is None:
+            cell = make_cell(guest, backend, firmware, timeouts, guest.memory_mb)
+            if registry.get(backend).why_not(cell) is None:
                 return cell
     return None
 
 
 def host_key(backend: str, host: HostFacts) -> str:
     """What a cached canary result is valid for: host, kernel, backend, VMM version."""
-    if knowledge.backends()[backend].kind != "qemu":
-        p = static_probe(backend, host)
-        return f"{host.hostname}|{host.kernel}|{backend}|{p.binary} {p.version}"
-    binary = host_binary(host)
-    version = qemu_info(binary).version if binary else None
-    return f"{host.hostname}|{host.kernel}|{backend}|qemu {version}"
+    p = registry.static_probe(backend, host)
+    return f"{host.hostname}|{host.kernel}|{backend}|{p.binary} {p.version}"
 
 
 def cached(cache: Cache, backend: str, host: HostFacts, ttl: float) -> CanaryResult | None:
@@ -117,8 +112,6 @@ def run_canary(
     log: Callable[[str], None] = print,
 ) -> CanaryResult:
     """The canary's verdict on `backend`, from the cache when recent enough."""
-    from ..runner import run_cell  # the runner imports backends: import late
-
     if not fresh:
         hit = cached(cache, backend, host, canary_ttl(ttl))
         if hit is not None:
@@ -139,7 +132,7 @@ def run_canary(
     shutil.rmtree(run_dir / "cells", ignore_errors=True)
     log(f"  canary: booting {guest.name} on {backend} ({cell.firmware})")
     started = time.monotonic()
-    result = run_cell(cell, images, run_dir)
+    result = execute(cell, images, CellContext(run_dir))
     ok = not result.verdict.is_failure()
     reached = [m.name for m in result.milestones if m.reached]
     if ok:
@@ -152,3 +145,22 @@ def run_canary(
                        str(run_dir / console) if console else None)
     atomic_write(cache.sub("canary") / f"{backend}.json", json.dumps(out.to_json(), indent=1))
     return out
+
+
+def probe_all(host: HostFacts, cache: Cache, offline: bool = False, canary: bool = False,
+              no_canary: bool = False, ttl: float | None = None, fresh: bool = False,
+              log: Callable[[str], None] = print) -> list[Probe]:
+    """`harness probe`: every backend's static probe, then the canary of each usable
+    hardware backend (of every usable backend with `canary`), unless `no_canary`."""
+    store = ImageStore(cache, offline, log=log)
+    results = []
+    for name in registry.names():
+        p = registry.static_probe(name, host)
+        if p.usable and (p.hardware or canary) and not no_canary:
+            c = run_canary(cache, store, name, host, ttl, fresh, log)
+            p.canary = c.to_json()
+            p.reason = c.describe()
+            if not c.ok:
+                p.status = UNUSABLE
+        results.append(p)
+    return results

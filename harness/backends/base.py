@@ -1,0 +1,80 @@
+"""The one backend protocol: every backend turns a cell into a `Launch`.
+
+A backend is a module named in `data/backends.yaml` (see `registry`) with:
+
+- `why_not(cell) -> str | None`: what this VMM cannot do for the cell, said
+  before any image is fetched (it becomes the cell's skip reason);
+- `build_launch(cell, images, ctx) -> Launch`: pure, nothing is started;
+- optionally `probe(info, host)`, `runs_arch(info, arch, host)` and
+  `facts(info, launch)`; the defaults in `tool` serve VMMs driven by one
+  command-line tool.
+
+A `Launch` is everything the runner needs, as data: files to write, commands
+to run before (`setup`, each must succeed) and after (`teardown`, always),
+and the command whose terminal is the guest's serial console. Everything is
+an argv list, never a shell string, so tests compare it with what each tool
+really accepts, and one repro-script writer renders any backend's launch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..model import Cell
+
+
+class LaunchError(Exception):
+    """The cell cannot be turned into a launch on this host (missing firmware...)."""
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """Where a launch lives: the cell folder, a short folder for sockets, a gdb port."""
+
+    folder: Path
+    sockdir: Path | None = None  # unix socket paths must stay short: not the cell folder
+    gdb_port: int | None = None  # start paused with a gdb stub (backends with `gdb`)
+
+    @property
+    def vars_file(self) -> Path:
+        """The cell's copy of the UEFI variables store."""
+        return self.folder / "efivars.fd"
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]  # its terminal is the guest's serial console
+    files: dict[Path, str] = field(default_factory=dict)  # written first
+    setup: list[list[str]] = field(default_factory=list)  # each must succeed, in order
+    teardown: list[list[str]] = field(default_factory=list)  # always run, errors ignored
+    firmware_files: tuple[Path, ...] = ()
+    vars_template: Path | None = None  # copied to `vars_file` before setup
+    vars_file: Path | None = None
+    monitor: Path | None = None  # a QMP socket: screens, keys, a polite quit
+    name: str = ""  # the VM's name in the VMM's own registry
+    media: dict[str, Path] = field(default_factory=dict)  # image -> path it is used by
+
+    def describe(self) -> str:
+        """command.txt: what runs, in order, as shell lines a person can read."""
+        out = [f"# write {p}" for p in self.files]
+        if self.vars_template is not None:
+            out.append(f"# copy {self.vars_template} to {self.vars_file}")
+        out += [shlex.join(a) for a in self.setup] + [shlex.join(self.argv)]
+        out += [f"# afterwards: {shlex.join(a)}" for a in self.teardown]
+        return "\n".join(out) + "\n"
+
+
+def vm_name(cell: Cell, folder: Path) -> str:
+    """A name unique per cell folder and short enough for every VMM (bhyve: 31)."""
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:10]
+    return f"gh-{cell.guest.id[:16]}-{digest}"
+
+
+def boot_media(cell: Cell, images: dict[str, Path]) -> tuple[str, Path]:
+    """(kind, path) of a media-boot guest: cdrom, disk or floppy."""
+    boot = cell.guest.boot
+    assert boot.image is not None, "media boots only"
+    return boot.kind, images[boot.image]

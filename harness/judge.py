@@ -1,0 +1,95 @@
+"""The one place that judges: a cell and its attempts become its CellResult.
+
+`verdict.py` holds the table (how an ending maps to a verdict, the score,
+expectations); this applies it, and nothing else in the harness makes a
+verdict: an attempt that could not boot (`Attempt.error`), the VM-exited
+reason, expectations (xfail/xpass), the score, retries, reruns and `flaky`,
+the failure and warning records, and the cells that never ran (skipped, or
+an error before any boot) all come from here, whoever ran the cell (local
+scheduler, cluster worker, pytest plugin, repro, bisect-quirks, canary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .backends.base import Launch
+from .console.tracker import Outcome
+from .model import Cell, CellResult, Verdict
+from .verdict import apply_expectation, decide, expectation_json, milestone_results, score
+
+
+@dataclass
+class Attempt:
+    """One try at booting a cell: its outcome, or why it could not boot at all."""
+
+    outcome: Outcome | None
+    error: str | None = None  # the harness or the host failed before an outcome
+    launch: Launch | None = None
+    duration: float = 0.0
+    stderr_tail: str = ""  # the VMM's last words, for a VM that exited with an error
+
+
+def attempt_verdict(cell: Cell, attempt: Attempt) -> tuple[Verdict, str | None]:
+    """One attempt's verdict and reason, before expectations."""
+    if attempt.outcome is None:
+        return Verdict.ERROR, attempt.error or "no outcome"
+    verdict, reason = decide(cell.guest.milestones, attempt.outcome)
+    if attempt.outcome.end == "exited" and verdict is Verdict.ERROR:
+        reason = f"{reason}: {attempt.stderr_tail or '(stderr empty)'}"
+    return verdict, reason
+
+
+def _base(cell: Cell, verdict: Verdict, reason: str | None) -> CellResult:
+    return CellResult(cell_id=cell.id, guest=cell.guest.id, backend=cell.backend,
+                      firmware=cell.firmware, verdict=verdict, reason=reason,
+                      quirks=cell.quirk_names, expect=expectation_json(cell.expect))
+
+
+def skipped(cell: Cell, reason: str) -> CellResult:
+    """A cell this host cannot run (no backend, no firmware, no worker...)."""
+    return _base(cell, Verdict.SKIP, reason)
+
+
+def errored(cell: Cell, reason: str) -> CellResult:
+    """A cell that failed before any boot (its images, the cluster) and not by the guest."""
+    return _base(cell, Verdict.ERROR, reason)
+
+
+def judge(cell: Cell, attempts: Sequence[Attempt],
+          reruns: Sequence[CellResult] = ()) -> CellResult:
+    """The cell's result: its last attempt judged, expectations applied, reruns counted."""
+    last = attempts[-1]
+    verdict, reason = attempt_verdict(cell, last)
+    verdict, reason, underlying = apply_expectation(verdict, reason, cell.expect)
+    result = _base(cell, verdict, reason)
+    result.underlying = underlying
+    result.attempts = len(attempts)
+    result.duration_s = last.duration
+    result.command = list(last.launch.argv) if last.launch is not None else []
+    outcome = last.outcome
+    if outcome is not None:
+        result.milestones = milestone_results(cell.guest.milestones, outcome)
+        result.score = score(cell.guest.milestones, outcome)
+        if outcome.failure is not None:
+            f = outcome.failure
+            result.failure = {"name": f.name, "text": f.text.strip(), "t": round(f.t, 3)}
+        result.warnings = [{"name": w.name, "text": w.text.strip(), "t": round(w.t, 3)}
+                           for w in outcome.warnings]
+    if reruns:
+        result.reruns = [str(r.verdict) for r in reruns]
+        result.flaky = any(v != str(result.verdict) for v in result.reruns)
+    return result
+
+
+def should_retry(cell: Cell, attempts: Sequence[Attempt], retry_errors: bool) -> bool:
+    """Whether another attempt is due: a failure within the cell's retries, or one
+    more try when the harness or the host failed (an error, not the guest)."""
+    verdict, _ = attempt_verdict(cell, attempts[-1])
+    if not verdict.is_failure():
+        return False
+    if len(attempts) <= cell.retries:
+        return True
+    return (retry_errors and verdict is Verdict.ERROR
+            and len(attempts) == cell.retries + 1)

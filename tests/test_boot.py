@@ -67,7 +67,7 @@ def test_a_panic_is_a_crash_within_seconds_with_its_backtrace(store, tmp_path, q
 def test_silence_after_the_marker_is_a_hang_at_the_stall_timeout(store, tmp_path, qemu):
     r = boot(TEST_GUESTS / "test-hang.yaml", store, tmp_path)
     assert r.verdict is Verdict.HANG
-    assert r.reason == "no console output for 5 s; waiting for 'poweroff'"
+    assert r.reason == "no console output for 10 s; waiting for 'poweroff'"
     userspace = next(m for m in r.milestones if m.name == "userspace")
     assert userspace.t + 5 <= r.duration_s < userspace.t + 15
 

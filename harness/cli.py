@@ -617,10 +617,15 @@ def _pages(run_dir: Path) -> Comparison | None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .results.report import build as build_report
+    from .results.store import load_results
 
     for d in args.runs:
         if not (d / "results.json").is_file():
             raise UsageError(f"{d}: no results.json (not a run folder)")
+        try:
+            load_results(d)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{d / 'results.json'}: {exc}") from None
     if args.history < 1:
         raise UsageError("--history must be at least 1")
     try:

@@ -15,6 +15,7 @@ from typing import Any
 from . import knowledge
 from .config_images import _images
 from .console.keys import KeyNameError, combo, combos_for_text
+from .files import SAFE_NAME_RULE, safe_name
 from .model import (
     BootSpec,
     ExcludeRule,
@@ -71,6 +72,8 @@ def load_guest(path: Path) -> Guest:
     gid = m.get("id", _str, "")
     if gid and gid != path.stem:
         c.issue(m.line_of("id"), "id", f"must equal the file name's stem {path.stem!r}")
+    elif gid and not safe_name(gid):
+        c.issue(m.line_of("id"), "id", f"{gid!r}: an id is {SAFE_NAME_RULE} characters")
     arch = m.get("arch", _one_of(*knowledge.arches()), "x86_64")
     images = _images(c, m, path.parent, arch)
     boot = _boot(c, m, images)

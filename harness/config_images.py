@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import knowledge
+from .files import SAFE_NAME_RULE, safe_name
 from .images.archive import safe_member_name
 from .images.recipes import RECIPES, recipe_inputs
 from .model import ImageSpec
@@ -27,6 +28,10 @@ def _images(c: _Checker, m: _Map, base: Path, arch: str) -> dict[str, ImageSpec]
     if sub is None:
         return out
     for name, value in sub.data.items():
+        if not safe_name(name):
+            c.issue(sub.line_of(name), sub.path(str(name)),
+                    f"an image name is {SAFE_NAME_RULE} characters")
+            continue
         im = c.mapping(value, sub.path(str(name)), sub.line_of(name))
         if im is None:
             continue

@@ -1,4 +1,4 @@
-"""File helpers every stage may use: atomic writes and digests.
+"""File helpers every stage may use: atomic writes, digests, safe names.
 
 They live here, below `images/` and `results/`, so neither of those imports
 the other for a helper (the results pages once imported `images.cache`).
@@ -9,10 +9,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
 CHUNK = 1 << 20
+# Guest ids, image names, backends and firmware become path components, shell words
+# and HTML: letters, digits and `._+-`, starting with a letter or digit (so never `..`,
+# a slash, a space, a quote, `$`, a backtick or a control character), 100 at most.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+SAFE_NAME_RULE = ("letters, digits and . _ + - only, starting with a letter or a digit, "
+                  "at most 100")
+
+
+def safe_name(name: object) -> bool:
+    """Whether `name` may be a path component, a shell word or an HTML value as it is."""
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None
 
 
 def sha256_file(path: Path) -> str:

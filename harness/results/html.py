@@ -9,6 +9,8 @@ the page (with '<' escaped, so no text can close the script element).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import re
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import knowledge
+from ..files import safe_name
 from .history import Comparison, History
 
 VERDICTS = ("pass", "xfail", "xpass", "crash", "hang", "timeout", "fail", "error", "skip")
@@ -74,14 +77,37 @@ def _json_for_script(data: Any) -> str:
                                                                                     "\\u0026")
 
 
+_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+def csp(document: str) -> str:
+    """A Content-Security-Policy that runs the page's own inline scripts (by their
+    SHA-256) and nothing else: no inline event handler, no `javascript:` URL, no
+    fetch. Whatever a guest managed to put into the page cannot run."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.group(1).encode()).digest()).decode()
+        + "'" for m in _SCRIPT.finditer(document))
+    return (f"default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; "
+            f"script-src {hashes or chr(39) + 'none' + chr(39)}; base-uri 'none'; "
+            "form-action 'none'")
+
+
 def page(title: str, body: str, charts: bool = False) -> str:
-    head = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-            f"<meta name=viewport content='width=device-width'><title>{esc(title)}</title>"
-            f"<style>{CSS}</style>"]
+    head = [f"<style>{CSS}</style>"]
     if charts:
         head.append(f"<style>{_asset('uPlot.min.css')}</style>"
                     f"<script>{_asset('uPlot.iife.min.js')}</script>")
-    return "".join(head) + f"</head><body>{body}</body></html>\n"
+    rest = "".join(head) + f"</head><body>{body}</body></html>\n"
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            f"<meta http-equiv=Content-Security-Policy content=\"{esc(csp(rest))}\">"
+            f"<meta name=viewport content='width=device-width'><title>{esc(title)}</title>"
+            + rest)
+
+
+def file_link(name: str) -> str | None:
+    """A link to a file beside the page, or None when the name is not a plain file
+    name (a scheme such as `javascript:`, a path, a quote)."""
+    return name if safe_name(name) else None
 
 
 def _last(cell: dict[str, Any]) -> tuple[str, float] | None:
@@ -109,7 +135,7 @@ def run_page(results: dict[str, Any], comparison: Comparison | None = None) -> s
            f"{' (interrupted)' if results.get('interrupted') else ''}; host "
            f"{esc(_host_line(results.get('host') or {}))}</p>",
            "<p id=totals>" + "".join(
-               f"<span class='badge v-{v}' data-verdict={v}>{v} {n}</span>"
+               f"<span class='badge v-{v}' data-verdict='{v}'>{v} {n}</span>"
                for v, n in totals.items() if n) + f" <span class=muted>{len(cells)} cells</span>"
            + "</p>"]
     if comparison is not None:
@@ -119,12 +145,12 @@ def run_page(results: dict[str, Any], comparison: Comparison | None = None) -> s
                + _select("f-verdict", "verdict", [v for v in VERDICTS if totals[v]])
                + " <a href='../history.html'>history</a></p>")
     out.append("<table class=grid id=grid><tr><th>guest</th>" + "".join(
-        f"<th class=col data-backend={esc(b)}>{esc(b)}<br><span class=muted>{esc(f)}</span></th>"
+        f"<th class=col data-backend='{esc(b)}'>{esc(b)}<br><span class=muted>{esc(f)}</span></th>"
         for b, f in cols) + "</tr>")
     for gid in sorted({c["guest"] for c in cells}):
         info = guests_info.get(gid, {})
         os_family = info.get("os", "unknown")
-        out.append(f"<tr class=guest data-os={esc(os_family)} data-guest={esc(gid)}>"
+        out.append(f"<tr class=guest data-os='{esc(os_family)}' data-guest='{esc(gid)}'>"
                    f"<th>{esc(gid)}<br><span class=muted>{esc(os_family)} "
                    f"{esc(info.get('arch', ''))}</span></th>")
         for b, f in cols:
@@ -151,13 +177,13 @@ def _host_line(h: dict[str, Any]) -> str:
 
 def _select(ident: str, label: str, values: Sequence[str]) -> str:
     opts = "".join(f"<option value='{esc(v)}'>{esc(v)}</option>" for v in values)
-    return (f"<label>{esc(label)} <select class=filter id={ident}><option value=''>all"
+    return (f"<label>{esc(label)} <select class=filter id='{esc(ident)}'><option value=''>all"
             f"</option>{opts}</select></label> ")
 
 
 def _grid_cell(c: dict[str, Any] | None, backend: str, firmware: str) -> str:
     if c is None:
-        return (f"<td class='cell v-none' data-verdict=none data-backend={esc(backend)}>"
+        return (f"<td class='cell v-none' data-verdict=none data-backend='{esc(backend)}'>"
                 f"<span class=muted>—</span></td>")
     v = c["verdict"]
     last = _last(c)
@@ -175,8 +201,8 @@ def _grid_cell(c: dict[str, Any] | None, backend: str, firmware: str) -> str:
         bits.append(f"<a href='{esc(link)}'>{mark}</a>" if link and _safe_url(link) else mark)
     if v == "skip" and c.get("reason"):
         bits.append(f"<span class=muted title='{esc(c['reason'])}'>{esc(c['reason'][:60])}</span>")
-    return (f"<td class='cell v-{esc(v)}' data-verdict={esc(v)} data-backend={esc(backend)} "
-            f"data-firmware={esc(firmware)} data-cell='{esc(c['id'])}'>{'<br>'.join(bits)}</td>")
+    return (f"<td class='cell v-{esc(v)}' data-verdict='{esc(v)}' data-backend='{esc(backend)}' "
+            f"data-firmware='{esc(firmware)}' data-cell='{esc(c['id'])}'>{'<br>'.join(bits)}</td>")
 
 
 def _safe_url(url: str) -> bool:
@@ -223,11 +249,12 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
         charts = True
         out.append("<h2>Milestones (seconds from start)</h2><div id=timeline></div>"
                    f"<script>const T={_json_for_script(series)};{TIMELINE_JS}</script>")
-    shots = cell.get("artifacts", {}).get("screenshots") or []
+    shots = [n for s in cell.get("artifacts", {}).get("screenshots") or []
+             if isinstance(s, str) and (n := file_link(Path(s).name))]
     if shots:
         out.append("<h2>Screenshots</h2>" + "".join(
-            f"<a href='{esc(Path(s).name)}'><img src='{esc(Path(s).name)}' width=360 "
-            f"alt='{esc(Path(s).name)}'></a> " for s in shots))
+            f"<a href='{esc(n)}'><img src='{esc(n)}' width=360 alt='{esc(n)}'></a> "
+            for n in shots))
     out.append("<h2>Reproduce</h2><pre>" + esc(
         f"sh {folder / 'repro.sh'}\nharness repro {cell['id']} --from {run_dir}") + "</pre>")
     out.append(_file_block("Console", folder / "console.log", "console", tail=CONSOLE_LINES))
@@ -253,7 +280,7 @@ def _file_block(title: str, path: Path, ident: str, tail: int) -> str:
     note = (f"<p class=muted>the first {cut} lines are only in <a href='{esc(path.name)}'>"
             f"{esc(path.name)}</a></p>" if cut > 0 else "")
     return (f"<h2>{esc(title)} <a href='{esc(path.name)}' class=muted>(file)</a></h2>{note}"
-            f"<pre id={ident}>" + clean("\n".join(lines[-tail:])) + "</pre>")
+            f"<pre id='{esc(ident)}'>" + clean("\n".join(lines[-tail:])) + "</pre>")
 
 
 TIMELINE_JS = """

@@ -7,7 +7,6 @@ history.html. `harness run` does the same for the run it just made.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from ..files import atomic_write
 from . import html
 from .history import FILE, Comparison, History, ingest
+from .store import load_results
 
 
 @dataclass
@@ -49,7 +49,7 @@ def build(run_dirs: Sequence[Path], baseline: str | None = None, last: int = 10)
 
 
 def run_pages(run_dir: Path, h: History, comparison: Comparison | None) -> list[Path]:
-    results = json.loads((run_dir / "results.json").read_text())
+    results = load_results(run_dir)
     _write(run_dir / "index.html", html.run_page(results, comparison))
     out = [run_dir / "index.html"]
     for cell in results["cells"]:

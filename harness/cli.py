@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import math
 import os
 import signal
 import sys
@@ -31,6 +32,18 @@ GDB_HELP = ("start the VM paused with QEMU's gdb stub and print the gdb command 
 
 class UsageError(Exception):
     pass
+
+
+def _seconds(text: str) -> float:
+    """A duration option: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number of seconds "
+                                         ">= 0")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
                              "downloads; slow; installer; ...); repeatable, any matches")
 
     def canary_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--canary-ttl", type=float, metavar="SECONDS",
+        sp.add_argument("--canary-ttl", type=_seconds, metavar="SECONDS",
                         help="reuse a canary result this long (default: $HARNESS_CANARY_TTL "
                              "or 21600)")
 

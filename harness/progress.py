@@ -74,7 +74,8 @@ class Progress:
             self.info(f"[{self.done}/{self.total}] start {cell.id}")
 
     def cell_event(self, cell: Cell, ev: Event) -> None:
-        label = f"{ev.name} ({ev.t:.1f} s)" if ev.kind == "milestone" else f"FAILURE {ev.name}"
+        name = visible(ev.name, 60)
+        label = f"{name} ({ev.t:.1f} s)" if ev.kind == "milestone" else f"FAILURE {name}"
         with self._lock:
             started, _ = self._running.get(cell.id, (time.monotonic(), ""))
             self._running[cell.id] = (started, label)
@@ -127,15 +128,28 @@ class Progress:
         self._drawn = len(lines)
 
 
+_CARET = {i: f"^{chr(i + 64)}" for i in range(32)} | {0x7F: "^?"} | {
+    i: f"\\x{i:02x}" for i in range(0x80, 0xA0)}
+
+
+def visible(text: str, limit: int = 200) -> str:
+    """Text from a guest as a terminal may show it: control characters made visible
+    (ESC as ^[, BEL as ^G, C1 controls as \\x9b...), so no escape sequence a guest
+    printed (a clipboard write, a title change, a cursor move) reaches the terminal,
+    and cut to `limit` characters."""
+    out = text.translate(_CARET)
+    return out if len(out) <= limit else out[:limit - 1] + "…"
+
+
 def _brief(r: CellResult) -> str:
     reached = [m for m in r.milestones if m.reached]
     parts = []
     if r.verdict is not Verdict.SKIP:
         parts.append(f"score {r.score:.2f}")
     if reached:
-        parts.append(f"{reached[-1].name} at {reached[-1].t:.1f} s")
+        parts.append(f"{visible(reached[-1].name, 60)} at {reached[-1].t:.1f} s")
     if r.reason:
-        parts.append(r.reason)
+        parts.append(visible(r.reason))
     return " | ".join(parts)
 
 
@@ -155,10 +169,10 @@ def summary_table(results: list[CellResult], colour: bool = False) -> str:
     rows = [("cell", "verdict", "score", "last milestone", "speed", "reason")]
     for r in sorted(shown, key=lambda r: r.cell_id):
         reached = [m for m in r.milestones if m.reached]
-        last = f"{reached[-1].name} {reached[-1].t:.1f}s" if reached else "-"
+        last = f"{visible(reached[-1].name, 60)} {reached[-1].t:.1f}s" if reached else "-"
         score = "-" if r.verdict is Verdict.SKIP else f"{r.score:.2f}"
         speed = f"{r.speed['ratio']:.2f}x" if r.speed and r.speed.get("ratio") else "-"
-        reason = (r.reason or "")[:160]
+        reason = visible(r.reason or "", 160)
         rows.append((r.cell_id, str(r.verdict), score, last, speed, reason))
     n = len(rows[0]) - 1
     widths = [max(len(row[i]) for row in rows) for i in range(n)]
@@ -180,7 +194,7 @@ def summary_table(results: list[CellResult], colour: bool = False) -> str:
         for r in skipped:
             reasons[r.reason or "-"] = reasons.get(r.reason or "-", 0) + 1
         lines.append(f"\n{len(skipped)} cells skipped:")
-        lines += [f"  {n:>4} x {why[:150]}" for why, n in
+        lines += [f"  {n:>4} x {visible(why, 150)}" for why, n in
                   sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
     counts: dict[str, int] = {}
     for r in results:

@@ -8,6 +8,7 @@ a file are reported at once.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,9 +66,15 @@ def _bool(v: Any) -> bool:
     return v
 
 
+MAX_SECONDS = 7 * 24 * 3600.0  # a deadline or weight past a week is a typo, not a plan
+
+
 def _positive(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-        raise _Bad(f"expected a positive number, got {v!r}")
+    """A positive, finite number (timeouts, weights, still seconds): NaN or .inf would
+    make a cell that never ends."""
+    if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+            or not 0 < v <= MAX_SECONDS):
+        raise _Bad(f"expected a positive number up to {MAX_SECONDS:g}, got {v!r}")
     return float(v)
 
 

@@ -156,3 +156,45 @@ def test_no_script_of_a_guest_runs_in_chromium(tmp_path, browser):  # noqa: F811
         assert browser.execute_script("return window.pwned === undefined")
     browser.get((run / "index.html").as_uri())
     assert browser.find_elements(By.CSS_SELECTOR, "tr.guest")  # the page itself still works
+
+
+# --- what reaches the terminal ---------------------------------------------------
+
+OSC52 = "\x1b]52;c;cHduZWQ=\x07"  # a clipboard write a terminal would obey
+
+
+def test_guest_text_reaches_the_terminal_with_its_controls_made_visible():
+    import io
+
+    from harness.model import CellResult, MilestoneResult, Verdict
+    from harness.progress import Progress, summary_table, visible
+
+    assert visible(f"a{OSC52}b\r\x08\x9b2J") == "a^[]52;c;cHduZWQ=^Gb^M^H\\x9b2J"
+    assert visible("x" * 300, 10) == "x" * 9 + "…" and visible("ok ü") == "ok ü"
+    r = CellResult("g/tcg/bios", "g", "tcg", "bios", Verdict.CRASH,
+                   milestones=[MilestoneResult(f"m{OSC52}", True, 1.0)],
+                   reason=f"kernel-panic: {OSC52}\rgone\x1b[2J")
+    out = io.StringIO()
+    p = Progress(out, live=False)
+    p.start(1)
+    p.cell_finished(r)
+    table = summary_table([r], colour=False)
+    for text in (out.getvalue(), table):
+        assert "\x1b" not in text and "\x07" not in text and "\r" not in text, repr(text)
+        assert "^[]52;c;" in text
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "0", "-5", "1e12"])
+def test_timeouts_that_would_never_end_are_refused(tmp_path, value):
+    text = (ROOT / "guests" / "grub-2.06-iso.yaml").read_text()
+    text = re.sub(r"(?m)^timeouts:.*$", "", text) + f"timeouts: {{total: {value}, stall: 10}}\n"
+    with pytest.raises(ConfigError, match=r"timeouts.total: expected a positive number up to"):
+        load_guest(write(tmp_path / "grub-2.06-iso.yaml", text))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "soon"])
+def test_a_canary_ttl_that_is_not_a_duration_is_a_usage_error(value):
+    proc = subprocess.run([sys.executable, "-m", "harness", "probe", "--no-canary",
+                           "--canary-ttl", value], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--canary-ttl" in proc.stderr and "Traceback" not in \
+        proc.stderr, proc.stderr

@@ -36,7 +36,7 @@ class Trial:
 def candidate_quirks(cell: Cell, given: str | None) -> list[str]:
     """The quirks to try: those named (comma-separated), else every quirk of the library
     and the guest's own that the cell does not have yet. ValueError for unknown names."""
-    library = knowledge.quirk_library(cell.guest.quirk_defs, cell.quirk_defs)
+    library = knowledge.quirk_library(cell.quirk_defs)
     if not given:
         return [q for q in library if q not in cell.quirk_names]
     names = [q.strip() for q in given.split(",") if q.strip()]

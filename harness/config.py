@@ -362,10 +362,8 @@ def _quirks(c: _Checker, m: _Map, defs: dict[str, Quirk]) -> dict[str, list[str]
 def _cannot_apply(backend: str, quirk: Quirk) -> str | None:
     """Why a quirk given for this backend by name can never take effect, or None."""
     info = knowledge.backends().get(backend)
-    fields = info.cannot_apply(quirk) if info is not None else []
-    if not fields:
+    if info is None or not (fields := info.cannot_apply(quirk)):
         return None
-    assert info is not None
     can = ", ".join(info.quirk_fields) or "no quirk fields"
     return (f"quirk {quirk.name!r} sets {', '.join(fields)}, which {backend} cannot apply "
             f"(it applies: {can})")

@@ -307,7 +307,7 @@ class Cell:
     quirks: list[Quirk] = field(default_factory=list)
     expect: Expectation | None = None
     skip_reason: str | None = None
-    quirk_defs: dict[str, Quirk] = field(default_factory=dict)  # the matrix's and the guest's
+    quirk_defs: dict[str, Quirk] = field(default_factory=dict)  # the matrix's, then the guest's
     backend_info: BackendInfo | None = None
     arch_info: ArchInfo | None = None
 

@@ -43,8 +43,9 @@ def make_cell(guest: Guest, backend: str, firmware: str, timeouts: Timeouts, mem
               quirks: Sequence[str] = (), quirk_defs: dict[str, Quirk] | None = None,
               **kw: Any) -> Cell:
     """A cell resolved once: its backend's and architecture's table entries and its
-    quirk objects (by name from the library, the guest's and `quirk_defs`)."""
-    defs = {**guest.quirk_defs, **(quirk_defs or {})}
+    quirk objects (by name from the library, `quirk_defs` (the matrix's) and the
+    guest's own, which win)."""
+    defs = {**(quirk_defs or {}), **guest.quirk_defs}
     cell = Cell(guest=guest, backend=backend, firmware=firmware, timeouts=timeouts,
                 memory_mb=memory_mb, quirk_defs=defs,
                 backend_info=knowledge.backends()[backend],
@@ -54,7 +55,7 @@ def make_cell(guest: Guest, backend: str, firmware: str, timeouts: Timeouts, mem
 
 def with_quirks(cell: Cell, names: Sequence[str]) -> Cell:
     """The cell with these quirks (names), resolved; an unknown name is a PlanError."""
-    library = knowledge.quirk_library(cell.guest.quirk_defs, cell.quirk_defs)
+    library = knowledge.quirk_library(cell.quirk_defs)
     unknown = [q for q in names if q not in library]
     if unknown:
         raise PlanError(f"{cell.id}: unknown quirk {unknown[0]!r}")

@@ -125,3 +125,17 @@ def test_matrix_quirk_rules_and_definitions():
     assert cells["win-7/kvm/uefi"].quirk_names == ["no-hpet"]
     assert cells["linux-b/tcg/bios"].quirk_names == []
     assert cells["linux-a/haxm/bios"].quirk_defs["slow-tsc"] is slow
+
+
+def test_a_guest_s_own_quirk_definition_wins_over_the_matrix_s():
+    import dataclasses
+
+    from harness.model import Quirk, QuirkRule
+
+    mine = Quirk("slow-tsc", "the guest's", append=("tsc=reliable",))
+    theirs = Quirk("slow-tsc", "the matrix's", append=("tsc=unstable",))
+    guests = {"linux-a": dataclasses.replace(GUESTS["linux-a"], quirk_defs={"slow-tsc": mine})}
+    m = matrix(quirk_defs={"slow-tsc": theirs},
+               quirk_rules=[QuirkRule(("slow-tsc",), backend="haxm")])
+    cell = next(c for c in expand(m, guests) if c.id == "linux-a/haxm/bios")
+    assert cell.quirks[-1] is mine and cell.quirk_defs["slow-tsc"] is mine

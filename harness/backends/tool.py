@@ -49,9 +49,9 @@ def runs_arch(info: BackendInfo, guest_arch: str, host: HostFacts) -> str | None
 
 
 def facts(info: BackendInfo, launch: Launch) -> dict[str, Any]:
-    """results.json's `vmm` entry: which tool, which version."""
-    from .probe import host_facts
-
-    p = probe(info, host_facts())
-    return {"name": info.kind, "binary": p.binary or shutil.which(launch.argv[0]),
-            "version": p.version, "accelerator": None}
+    """results.json's `vmm` entry: which tool, which version (the probe's cached answer;
+    the host's device checks are the probe's business, not each cell's)."""
+    assert info.binary is not None, f"{info.name}: backends.yaml names no binary"
+    path, version, _ = tool_version(info.binary, info.version)
+    return {"name": info.kind, "binary": path or shutil.which(launch.argv[0]),
+            "version": version, "accelerator": None}

@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 # cluster, bisect, downloader or image tools), so that start-up stays short.
 
 EXIT_USAGE = 2
+MAX_SECONDS = 366 * 86400
 GDB_HELP = ("start the VM paused with QEMU's gdb stub and print the gdb command to attach; "
             "implies --interactive and lifts the deadlines")
 
@@ -40,10 +42,43 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number of seconds "
-                                         ">= 0")
+    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: expected a number of seconds from "
+                                         f"0 to {MAX_SECONDS} (a year)")
     return value
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """A count option within what a host can have: `low`..`high`, a clear error otherwise
+    (argparse names the option, exit 2)."""
+
+    def parse(text: str) -> int:
+        if not text.strip().lstrip("+-").isdigit() or len(text) > 12:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number")
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    parse.__name__ = "count"  # argparse says "invalid count value" for other failures
+    return parse
+
+
+def _address(text: str) -> str:
+    """A Dask scheduler address, tcp://HOST:PORT (or tls://): checked here, since Dask
+    answers a malformed one with a RuntimeError from deep inside."""
+    scheme, _, rest = text.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme not in ("tcp", "tls") or not host or not port.isdigit() \
+            or not 0 < int(port[:6]) < 65536 or any(c.isspace() or c == "/" for c in host):
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not tcp://HOST:PORT")
+    return text
+
+
+# Upper bounds of the count options: far beyond any real use, low enough that a typo
+# cannot ask for a million VMs.
+MAX_JOBS = 1024
+MAX_RETRIES = 100
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     matrix_args(run)
     select_args(run)
     canary_args(run)
-    run.add_argument("--jobs", type=int, metavar="N",
+    run.add_argument("--jobs", type=_count(1, MAX_JOBS), metavar="N",
                      help="cells at once (default: the matrix's jobs, else what fits the "
                           "host's cores and memory)")
     run.add_argument("--out", type=Path, metavar="DIR",
@@ -95,16 +130,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="use only images already in the cache")
     run.add_argument("--verify-cache", action="store_true",
                      help="re-hash cached files instead of trusting their size and mtime")
-    run.add_argument("--retries", type=int, metavar="N",
+    run.add_argument("--retries", type=_count(0, MAX_RETRIES), metavar="N",
                      help="re-run a failing cell up to N times (default: the matrix's)")
     run.add_argument("--strict", action="store_true", help="an xpass counts as a failure")
     run.add_argument("--fail-on", choices=("any", "regression"), default="any",
                      help="exit 1 when any cell fails (default), or only when a cell that "
                           "passed in its previous recorded run fails now (nightly CI)")
-    run.add_argument("--rerun-failures", type=int, default=0, metavar="N",
+    run.add_argument("--rerun-failures", type=_count(0, MAX_RETRIES), default=0, metavar="N",
                      help="re-run each failing cell N more times; a cell whose reruns disagree "
                           "is marked flaky in results.json")
-    run.add_argument("--cluster", metavar="tcp://HOST:PORT",
+    run.add_argument("--cluster", type=_address, metavar="tcp://HOST:PORT",
                      help="run the cells on the workers of this Dask scheduler (each cell "
                           "where its backend is; needs guest-harness[cluster])")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -179,10 +214,13 @@ def _parser() -> argparse.ArgumentParser:
                         description="Probe this host (static checks and canaries) and join "
                                     "the Dask scheduler with one resource per usable backend "
                                     "(backend-kvm=N, ...). Needs guest-harness[cluster].")
-    wk.add_argument("--scheduler", required=True, metavar="tcp://HOST:PORT")
-    wk.add_argument("--slots", type=int, metavar="N",
+    wk.add_argument("--scheduler", type=_address, required=True, metavar="tcp://HOST:PORT")
+    wk.add_argument("--slots", type=_count(1, MAX_JOBS), metavar="N",
                     help="cells at once (default: this host's cores)")
     wk.add_argument("--name", help="the worker's name (default: Dask's)")
+    wk.add_argument("--connect-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                    help="give up when the scheduler cannot be reached (or is lost) for "
+                         "this long (default 60)")
     wk.add_argument("--advertise", metavar="B1,B2",
                     help="offer these backends without probing (for tests, or a host whose "
                          "probing is known)")
@@ -195,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     matrix_args(bq)
     bq.add_argument("--candidates", metavar="Q1,Q2",
                     help="quirks to try (default: the library's and the guest's own)")
-    bq.add_argument("--max-runs", type=int, default=20, metavar="N",
+    bq.add_argument("--max-runs", type=_count(2, 1000), default=20, metavar="N",
                     help="at most N boots (default 20)")
     bq.add_argument("--out", type=Path, metavar="DIR",
                     help="where the trials go (default: reports/ next to the matrix)")
@@ -210,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     rep.add_argument("--baseline", metavar="RUN_ID",
                      help="compare with this run instead of each cell's previous run")
-    rep.add_argument("--history", type=int, default=10, metavar="N",
+    rep.add_argument("--history", type=_count(1, 1000), default=10, metavar="N",
                      help="runs shown per cell on the history page (default 10)")
 
     mg = sub.add_parser("merge", help="combine shard runs into one run folder",
@@ -231,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
                                                  "that names one cell)")
     rp.add_argument("--from", dest="source", type=Path, metavar="RUN_DIR|results.json",
                     help="the recorded run (default: reports/latest next to the matrix)")
-    rp.add_argument("--times", type=int, default=1, metavar="N",
+    rp.add_argument("--times", type=_count(1, 1000), default=1, metavar="N",
                     help="re-run N times and show the distribution (flaky or not)")
     matrix_args(rp)
     rp.add_argument("--out", type=Path, metavar="DIR",
@@ -250,10 +288,10 @@ def _parser() -> argparse.ArgumentParser:
                                     "e.g. a cell's screen.png) into a needle PNG, and print the "
                                     "milestone that uses it.")
     ne.add_argument("screenshot", type=Path)
-    ne.add_argument("--x", type=int, required=True)
-    ne.add_argument("--y", type=int, required=True)
-    ne.add_argument("--w", type=int, required=True)
-    ne.add_argument("--h", type=int, required=True)
+    ne.add_argument("--x", type=_count(0, 65535), required=True)
+    ne.add_argument("--y", type=_count(0, 65535), required=True)
+    ne.add_argument("--w", type=_count(1, 65535), required=True)
+    ne.add_argument("--h", type=_count(1, 65535), required=True)
     ne.add_argument("-o", "--out", type=Path, required=True, metavar="NEEDLE.png")
     ne.add_argument("--threshold", type=float, default=0.95)
 
@@ -287,10 +325,45 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file the host would not let us read or write
+        print(f"harness: {_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:
         if not _usage_problem(exc):
             raise
         return EXIT_USAGE
+
+
+def _os_error(exc: OSError) -> str:
+    """`exc` as the user needs it: the file, then what the system said."""
+    if exc.filename is None or exc.strerror is None:
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror[:1].lower()}{exc.strerror[1:]}"
+
+
+def _out_dir(option: str, path: Path) -> Path:
+    """The folder an option names for output, checked now (nothing is created yet), so that
+    a file in its place or a read-only disk is a usage error before anything runs."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: not a folder")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        import errno
+
+        try:  # access() says no; the system says why (read-only, permissions)
+            os.mkdir(existing / f".harness-probe-{os.getpid()}")
+        except OSError as exc:
+            why = exc.strerror
+        else:
+            os.rmdir(existing / f".harness-probe-{os.getpid()}")
+            return path
+        raise UsageError(f"{option} {path}: cannot write in {existing}: "
+                         f"{why or os.strerror(errno.EACCES)}")
+    return path
 
 
 def _kill_all() -> None:
@@ -355,12 +428,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .scheduler import RunOptions, Scheduler
 
     matrix, guests = _load(args)
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    if args.retries is not None and args.retries < 0:
-        raise UsageError("--retries must be 0 or more")
-    if args.rerun_failures < 0:
-        raise UsageError("--rerun-failures must be 0 or more")
     if args.resume is not None and not (args.resume / "results.json").is_file():
         raise UsageError(f"--resume {args.resume}: no results.json there")
     cells = _cells(args, matrix, guests, args.retries)
@@ -372,7 +439,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          f"{len(cells)} (narrow it with --only)")
     _require(args, cells)
     gdb_port = _gdb_setup(cells) if args.gdb else None
-    out = args.out or args.matrix.parent / "reports"
+    out = _out_dir("--out", args.out or args.matrix.parent / "reports")
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     progress = Progress(live=False) if args.interactive else Progress()
@@ -544,8 +611,8 @@ def cmd_needle(args: argparse.Namespace) -> int:
 
     if not args.screenshot.is_file():
         raise UsageError(f"no screenshot {args.screenshot}")
-    if min(args.w, args.h) < 1 or min(args.x, args.y) < 0 or not 0 < args.threshold <= 1:
-        raise UsageError("--x/--y must be >= 0, --w/--h >= 1, --threshold in (0, 1]")
+    if not 0 < args.threshold <= 1:  # NaN fails this too
+        raise UsageError("--threshold must be in (0, 1]")
     try:
         w, h = cut_needle(str(args.screenshot), args.x, args.y, args.w, args.h, str(args.out))
     except (ValueError, OSError) as exc:
@@ -561,8 +628,6 @@ def cmd_repro(args: argparse.Namespace) -> int:
     from . import reproduce
     from .executor import CellContext
 
-    if args.times < 1:
-        raise UsageError("--times must be at least 1")
     args.interactive = args.interactive or args.gdb
     if args.interactive and args.times != 1:
         raise UsageError("--interactive and --gdb replay once (leave out --times)")
@@ -573,8 +638,8 @@ def cmd_repro(args: argparse.Namespace) -> int:
     _require(args, cells)
     gdb_port = _gdb_setup(cells) if args.gdb else None
     ctx = CellContext(Path(), keep=args.keep, interactive=args.interactive, gdb_port=gdb_port)
-    done = reproduce.replay(run, recorded, cells[0], args.out or args.matrix.parent / "reports",
-                            args.times, ctx)
+    out = _out_dir("--out", args.out or args.matrix.parent / "reports")
+    done = reproduce.replay(run, recorded, cells[0], out, args.times, ctx)
     if args.keep:
         _print_overlays(done.folder)
     print(done.summary())
@@ -639,8 +704,6 @@ def cmd_report(args: argparse.Namespace) -> int:
             load_results(d)
         except (OSError, ValueError) as exc:
             raise UsageError(f"{d / 'results.json'}: {exc}") from None
-    if args.history < 1:
-        raise UsageError("--history must be at least 1")
     try:
         built = build_report(args.runs, args.baseline, args.history)
     except KeyError as exc:
@@ -658,6 +721,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from .progress import summary_table
     from .results.merge import MergeError, merge
 
+    _out_dir("--out", args.out)
     try:
         store = merge(args.runs, args.out)
     except MergeError as exc:
@@ -673,8 +737,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .cluster import serve, usable_backends
 
     slots = args.slots or os.cpu_count() or 1
-    if slots < 1:
-        raise UsageError("--slots must be at least 1")
+    if args.connect_timeout <= 0:
+        raise UsageError("--connect-timeout must be more than 0 seconds")
     if args.advertise:
         backends = [b.strip() for b in args.advertise.split(",") if b.strip()]
         unknown = [b for b in backends if b not in knowledge.backends()]
@@ -687,7 +751,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     print(f"joining {args.scheduler} with {', '.join(f'backend-{b}={slots}' for b in backends)}",
           file=sys.stderr)
     signal.signal(signal.SIGTERM, _terminate)
-    serve(args.scheduler, backends, slots, args.name)
+    serve(args.scheduler, backends, slots, args.name, args.connect_timeout)
+    print("harness: the scheduler went away; the worker stopped", file=sys.stderr)
     return 0
 
 
@@ -702,15 +767,13 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     cells = expand(matrix, guests, only=[args.cell])
     if len(cells) != 1:
         raise UsageError(f"{args.cell!r} names {len(cells)} cells; give one cell id")
-    if args.max_runs < 2:
-        raise UsageError("--max-runs must be at least 2")
     cell = cells[0]
     try:
         candidates = candidate_quirks(cell, args.candidates)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     images = ImageStore(Cache(), log=print).resolve_guest(cell.guest)
-    out = (args.out or args.matrix.parent / "reports") / f"bisect-{new_run_id()}"
+    out = _out_dir("--out", args.out or args.matrix.parent / "reports") / f"bisect-{new_run_id()}"
     print(f"bisecting {cell.id} over {len(candidates)} candidate quirks "
           f"(at most {args.max_runs} boots) -> {out}")
     bisector = Bisector(cell, images, out, args.max_runs)

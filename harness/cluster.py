@@ -79,16 +79,24 @@ def worker_resources(backends: Sequence[str], slots: int) -> dict[str, float]:
     return {RESOURCE.format(b): float(slots) for b in backends}
 
 
-def serve(scheduler: str, backends: Sequence[str], slots: int, name: str | None) -> None:
-    """Join the cluster and run cells until the scheduler goes away or Ctrl-C."""
+def serve(scheduler: str, backends: Sequence[str], slots: int, name: str | None,
+          connect_timeout: float = 60.0) -> None:
+    """Join the cluster and run cells until the scheduler goes away or Ctrl-C. A scheduler
+    that cannot be reached for `connect_timeout` seconds (Dask's death timeout, at start or
+    later) stops the worker: left alone, Dask would retry for ever."""
     distributed = _distributed()
 
     async def main() -> None:
         async with distributed.Worker(scheduler, nthreads=slots, name=name,
+                                      death_timeout=connect_timeout,
                                       resources=worker_resources(backends, slots)) as w:
             await w.finished()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (TimeoutError, OSError) as exc:
+        raise ClusterError(f"cannot reach the scheduler at {scheduler} (gave up after "
+                           f"{connect_timeout:g} s): {exc}") from None
 
 
 def run_remote(cell: Cell) -> tuple[dict[str, Any], bytes]:

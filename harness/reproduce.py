@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import knowledge
 from .backends.probe import host_facts
 from .executor import CellContext, execute
 from .images.cache import Cache
@@ -85,10 +86,16 @@ def rebuild(recorded: dict[str, Any], matrix: Matrix, guests: dict[str, Guest]) 
     """The recorded cell from today's guest file, with its recorded quirks, no retries."""
     if recorded["guest"] not in guests:
         raise ReproError(f"no guest file for {recorded['guest']!r} any more")
-    [cell] = expand(dataclasses.replace(matrix, guests=[recorded["guest"]],
-                                        backends=[recorded["backend"]],
-                                        firmware=[recorded["firmware"]], exclude=[]),
-                    guests)
+    if recorded["backend"] not in knowledge.backends():
+        raise ReproError(f"{recorded['id']}: backend {recorded['backend']!r} is unknown here "
+                         "(backends.yaml)")
+    cells = expand(dataclasses.replace(matrix, guests=[recorded["guest"]],
+                                       backends=[recorded["backend"]],
+                                       firmware=[recorded["firmware"]], exclude=[]), guests)
+    if len(cells) != 1:
+        raise ReproError(f"{recorded['id']}: today's guest file makes no such cell (firmware "
+                         f"{recorded['firmware']!r} or arch no longer offered?)")
+    [cell] = cells
     return dataclasses.replace(with_quirks(cell, recorded.get("quirks", [])), retries=0)
 
 

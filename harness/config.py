@@ -269,8 +269,9 @@ def _key_combo(v: Any) -> str:
 def _region(v: Any) -> tuple[int, int, int, int]:
     if (not isinstance(v, list) or len(v) != 4 or not all(
             isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_PIXELS for x in v)):
-        raise _Bad(f"expected [x, y, w, h] of whole numbers from 0 to {MAX_PIXELS}, got "
-                   f"{shown(v) if not isinstance(v, list) or len(v) > 4 else list(map(shown, v))}")
+        got = (f"[{', '.join(map(shown, v))}]" if isinstance(v, list) and len(v) <= 4
+               else shown(v))  # whole numbers from 0 to MAX_PIXELS
+        raise _Bad(f"expected [x, y, w, h], got {got}")
     return (v[0], v[1], v[2], v[3])
 
 

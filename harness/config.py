@@ -9,6 +9,7 @@ lists its keys and the checker each value goes through (the machinery is in
 from __future__ import annotations
 
 import fnmatch
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from .model import (
     Timeouts,
 )
 from .validate import (
+    MAX_JOBS,
+    MAX_PIXELS,
     ConfigError,
     ConfigIssue,
     _Bad,
@@ -44,10 +47,13 @@ from .validate import (
     _open,
     _positive,
     _regex,
+    _retries,
     _str,
     _text,
     _vcpus,
     memory_mb,
+    quirk,
+    shown,
 )
 from .yamlpos import LineList
 
@@ -73,7 +79,7 @@ def load_guest(path: Path) -> Guest:
     if gid and gid != path.stem:
         c.issue(m.line_of("id"), "id", f"must equal the file name's stem {path.stem!r}")
     elif gid and not safe_name(gid):
-        c.issue(m.line_of("id"), "id", f"{gid!r}: an id is {SAFE_NAME_RULE} characters")
+        c.issue(m.line_of("id"), "id", f"{shown(gid)}: an id is {SAFE_NAME_RULE} characters")
     arch = m.get("arch", _one_of(*knowledge.arches()), "x86_64")
     images = _images(c, m, path.parent, arch)
     boot = _boot(c, m, images)
@@ -132,11 +138,11 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         kernels = {fw: ref for fw in knowledge.FIRMWARES if (ref := k.get(fw, _str))}
         for fw, ref in kernels.items():
             if ref not in images:
-                c.issue(k.line_of(fw), k.path(fw), f"no image named {ref!r} in images")
+                c.issue(k.line_of(fw), k.path(fw), f"no image named {shown(ref)} in images")
     for key in ((kind, "initrd", "bios") if not kernels else ("initrd", "bios")):
         ref = b.get(key, _str)
         if ref is not None and ref not in images:
-            c.issue(b.line_of(key), b.path(key), f"no image named {ref!r} in images")
+            c.issue(b.line_of(key), b.path(key), f"no image named {shown(ref)} in images")
     modules = _modules(c, b, images)
     if "modules" in b.data and "initrd" in b.data:
         c.issue(b.line_of("modules"), b.path("modules"),
@@ -167,7 +173,7 @@ def _modules(c: _Checker, b: _Map, images: dict[str, ImageSpec]) -> list[Module]
         mm.keys(("image", "args"), ("image",))
         ref = mm.get("image", _str)
         if ref is not None and ref not in images:
-            c.issue(mm.line_of("image"), mm.path("image"), f"no image named {ref!r} in images")
+            c.issue(mm.line_of("image"), mm.path("image"), f"no image named {shown(ref)} in images")
         elif ref is not None:
             out.append(Module(ref, mm.get("args", _text, "")))
     return out
@@ -183,14 +189,14 @@ def _verified(c: _Checker, m: _Map, milestones: list[Milestone]) -> list[str]:
     for name in names:
         if name not in known:
             c.issue(m.line_of("verified"), "verified",
-                    f"{name!r} is not a milestone (expected true, false or milestone names)")
+                    f"{shown(name)} is not a milestone (expected true, false or milestone names)")
     return names
 
 
 def _scalar_text(v: Any) -> str:
     """A version: `10.1` is written unquoted, and YAML reads it as a number."""
     if isinstance(v, bool) or not isinstance(v, str | int | float) or v == "":
-        raise _Bad(f"expected a version string, got {v!r}")
+        raise _Bad(f"expected a version string, got {shown(v)}")
     return str(v)
 
 
@@ -210,7 +216,7 @@ def _milestones(c: _Checker, m: _Map, base: Path, console: str) -> list[Mileston
         ms.keys(MILESTONE_KEYS, ("name",))
         name = ms.get("name", _str, "")
         if name in seen:
-            c.issue(ms.line_of("name"), ms.path("name"), f"duplicate milestone name {name!r}")
+            c.issue(ms.line_of("name"), ms.path("name"), f"duplicate milestone name {shown(name)}")
         seen.add(name)
         kinds = [k for k in ("pattern", "needle", "still") if k in ms.data]
         if len(kinds) != 1:
@@ -261,9 +267,11 @@ def _key_combo(v: Any) -> str:
 
 
 def _region(v: Any) -> tuple[int, int, int, int]:
-    if (not isinstance(v, list) or len(v) != 4
-            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)):
-        raise _Bad(f"expected [x, y, w, h], got {v!r}")
+    if (not isinstance(v, list) or len(v) != 4 or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_PIXELS for x in v)):
+        got = (f"[{', '.join(map(shown, v))}]" if isinstance(v, list) and len(v) <= 4
+               else shown(v))  # whole numbers from 0 to MAX_PIXELS
+        raise _Bad(f"expected [x, y, w, h], got {got}")
     return (v[0], v[1], v[2], v[3])
 
 
@@ -283,7 +291,7 @@ def _needle(n: _Map | None, base: Path) -> Needle | None:
 
 def _fraction(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
-        raise _Bad(f"expected a number between 0 and 1, got {v!r}")
+        raise _Bad(f"expected a number between 0 and 1, got {shown(v)}")
     return float(v)
 
 
@@ -315,6 +323,10 @@ def _failures(c: _Checker, m: _Map, key: str) -> list[FailureSignature]:
     return out
 
 
+QUIRK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,99}")
+QUIRK_NAME_RULE = "letters, digits and . _ + = - only, starting with a letter or a digit"
+
+
 def _quirk_defs(c: _Checker, m: _Map) -> dict[str, Quirk]:
     """A guest's own quirks, in the form of the library (data/quirks.yaml)."""
     sub = m.sub("quirk_defs")
@@ -322,18 +334,12 @@ def _quirk_defs(c: _Checker, m: _Map) -> dict[str, Quirk]:
     if sub is None:
         return out
     for name in sub.data:
-        q = sub.sub(str(name))
-        if q is None:
+        if not isinstance(name, str) or not QUIRK_NAME.fullmatch(name):
+            c.issue(sub.line_of(name), sub.path(name), f"a quirk name is {QUIRK_NAME_RULE}")
             continue
-        q.keys(Quirk.KEYS)
-        for key in ("append", "cpu_flags", "qemu_args"):
-            q.str_list(key)
-        for key in ("accel_opts", "machine_opts"):
-            q.sub(key)
-        for key in ("cpu", "machine", "description"):
-            q.get(key, _str)
-        q.get("vcpus", _vcpus)
-        out[str(name)] = Quirk.from_dict(str(name), q.data)
+        q = sub.sub(name)
+        if q is not None and (defined := quirk(q, name)) is not None:
+            out[name] = defined
     return out
 
 
@@ -352,7 +358,7 @@ def _quirks(c: _Checker, m: _Map, defs: dict[str, Quirk]) -> dict[str, list[str]
         for i, q in enumerate(names):
             if q not in known:
                 c.issue(sub.line_of(backend), f"{sub.path(backend)}[{i}]",
-                        f"unknown quirk {q!r} (known: {', '.join(sorted(known))})")
+                        f"unknown quirk {shown(q)} (known: {', '.join(sorted(known))})")
             elif why := _cannot_apply(backend, known[q]):
                 c.issue(sub.line_of(backend), f"{sub.path(backend)}[{i}]", why)
         out[backend] = names
@@ -403,7 +409,8 @@ def load_guests(folder: Path) -> dict[str, Guest]:
     guests: dict[str, Guest] = {}
     if not folder.is_dir():
         raise ConfigError([ConfigIssue(str(folder), 0, "(guests)", "no such folder")])
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    # not only regular files: a FIFO or a folder named *.yaml is refused, not skipped
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
     for path in files:
         try:
             guest = load_guest(path)
@@ -413,7 +420,7 @@ def load_guests(folder: Path) -> dict[str, Guest]:
         if guest.id in guests:
             other = guests[guest.id].source
             issues.append(ConfigIssue(str(path), 1, "id",
-                                      f"duplicate id {guest.id!r} (also {other})"))
+                                      f"duplicate id {shown(guest.id)} (also {other})"))
             continue
         guests[guest.id] = guest
     if issues:
@@ -440,7 +447,7 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
     if defaults is not None:
         defaults.keys(("timeouts", "retries", "memory"))
         timeouts = _timeouts(defaults.sub("timeouts")) or timeouts
-        retries = defaults.get("retries", _count, 0)
+        retries = defaults.get("retries", _retries, 0)
         memory = defaults.get("memory", memory_mb, 512)
     excludes = []
     for key, line, value in c.items(m, "exclude"):
@@ -465,8 +472,8 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
         for i, q in enumerate(names):
             if q not in known_quirks:
                 c.issue(r.line_of("quirks"), f"{key}.quirks[{i}]",
-                        f"unknown quirk {q!r} (known: {', '.join(sorted(known_quirks))})")
-            elif why := _cannot_apply(str(r.data.get("backend", "*")), known_quirks[q]):
+                        f"unknown quirk {shown(q)} (known: {', '.join(sorted(known_quirks))})")
+            elif why := _cannot_apply(r.get("backend", _str, "*"), known_quirks[q]):
                 c.issue(r.line_of("quirks"), f"{key}.quirks[{i}]", why)
         rules.append(QuirkRule(tuple(names), r.get("guest", _str, "*"),
                                r.get("backend", _str, "*"), r.get("firmware", _str, "*")))
@@ -477,8 +484,8 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
                 continue
             line = lines.line_of(i) if isinstance(lines, LineList) else m.line_of("guests")
             literal = not any(ch in g for ch in "*?[")
-            c.issue(line, f"guests[{i}]", f"no guest file with id {g!r}" if literal
-                    else f"the pattern {g!r} matches no guest")
+            c.issue(line, f"guests[{i}]", f"no guest file with id {shown(g)}" if literal
+                    else f"the pattern {shown(g)} matches no guest")
     matrix = Matrix(
         guests=guest_globs,
         backends=backends,
@@ -501,6 +508,6 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
 def _jobs(v: Any) -> int | None:
     if v == "auto":
         return None
-    if _count(v) < 1:
-        raise _Bad("expected auto or a number >= 1")
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_JOBS:
+        raise _Bad(f"expected auto or a whole number from 1 to {MAX_JOBS}, got {shown(v)}")
     return v

@@ -13,7 +13,7 @@ from .files import SAFE_NAME_RULE, safe_name
 from .images.archive import safe_member_name
 from .images.recipes import RECIPES, recipe_inputs
 from .model import ImageSpec
-from .validate import _Bad, _bool, _Checker, _Map, _one_of, _sha256, _str, _text
+from .validate import _Bad, _bool, _Checker, _Map, _one_of, _sha256, _str, _text, shown
 
 SOURCE_KINDS = ("url", "deb", "build", "file")
 IMAGE_KEYS = (*SOURCE_KINDS, "sha256", "sha512", "checksums", "mirrors", "decompress",
@@ -29,7 +29,7 @@ def _images(c: _Checker, m: _Map, base: Path, arch: str) -> dict[str, ImageSpec]
         return out
     for name, value in sub.data.items():
         if not safe_name(name):
-            c.issue(sub.line_of(name), sub.path(str(name)),
+            c.issue(sub.line_of(name), sub.path(name),
                     f"an image name is {SAFE_NAME_RULE} characters")
             continue
         im = c.mapping(value, sub.path(str(name)), sub.line_of(name))
@@ -55,7 +55,7 @@ def _images(c: _Checker, m: _Map, base: Path, arch: str) -> dict[str, ImageSpec]
         for ref in recipe_inputs(spec):
             if ref not in out or ref == spec.name:
                 c.issue(sub.line_of(spec.name), sub.path(spec.name),
-                        f"recipe input {ref!r} is not another image of this guest")
+                        f"recipe input {shown(ref)} is not another image of this guest")
     return out
 
 
@@ -66,8 +66,30 @@ def _url(insecure: bool) -> Callable[[Any], str]:
         if scheme == "http" and not insecure:
             raise _Bad("plain http is refused; use https, or set `insecure: true` on the image")
         if scheme not in ("http", "https") or not urlsplit(url).netloc:
-            raise _Bad(f"expected an https:// URL, got {url!r}")
+            raise _Bad(f"expected an https:// URL, got {shown(url)}")
         return url
+
+    return check
+
+
+PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _image_file(base: Path) -> Callable[[Any], str]:
+    """A local image: a regular file, or one still to be obtained (missing). Only
+    stat() is used, which neither blocks on a FIFO nor reads a device; /proc, /sys
+    and /dev hold no images (/proc/self/mem is "regular" and cannot be read)."""
+
+    def check(v: Any) -> str:
+        try:
+            path = (base / _str(v)).resolve()
+            if any(path.is_relative_to(top) for top in PSEUDO_FILESYSTEMS):
+                raise _Bad(f"{shown(str(path))}: an image cannot be in /proc, /sys or /dev")
+            if path.exists() and not path.is_file():
+                raise _Bad(f"{shown(str(path))}: not a regular file")
+        except (OSError, ValueError, RuntimeError) as exc:  # a loop, a NUL, a long name
+            raise _Bad(f"cannot use this path: {shown(str(exc))}") from None
+        return str(path)
 
     return check
 
@@ -123,12 +145,12 @@ def _source_params(
             "decompress": im.get("decompress", _one_of(*DECOMPRESS), "none"),
         }
     if kind == "file":
-        p = im.get("file", _str)
-        if p is None:
+        path = im.get("file", _image_file(base))
+        if path is None:
             return None
         # obtain: how to get a file nobody may redistribute (Windows, QNX, Darwin);
         # a cell whose file is missing is then skipped with these instructions.
-        return {"path": str((base / p).resolve()), "sha512": im.get("sha512", _sha512),
+        return {"path": path, "sha512": im.get("sha512", _sha512),
                 "obtain": im.get("obtain", _text), **derive}
     # build: a recipe name, or a mapping {recipe: name, param: value...}
     value = im.data["build"]
@@ -141,7 +163,7 @@ def _source_params(
     recipe = b.get("recipe", _str, "")
     if recipe not in RECIPES:
         c.issue(im.line_of("build"), im.path("build"),
-                f"unknown recipe {recipe!r} (known: {', '.join(sorted(RECIPES))})")
+                f"unknown recipe {shown(recipe)} (known: {', '.join(sorted(RECIPES))})")
         return None
     spec = RECIPES[recipe]
     b.keys(("recipe", *spec.params), spec.required)
@@ -159,7 +181,7 @@ def _image_map(v: Any) -> dict[str, str]:
         raise _Bad("expected a mapping of paths to image names")
     for path, ref in v.items():
         if not isinstance(path, str) or not safe_member_name(path) or not isinstance(ref, str):
-            raise _Bad(f"{path!r}: expected a relative path (no '..') mapped to an image name")
+            raise _Bad(f"{shown(path)}: expected a relative path (no '..') mapped to an image name")
     return {str(k): str(v) for k, v in v.items()}
 
 

@@ -1,24 +1,59 @@
 """The harness's built-in knowledge, loaded from the YAML tables in `data/`.
 
 Backends, guest architectures, quirks and failure signatures are data, so
-adding an accelerator or a quirk is an edit to a table, not to code.
+adding an accelerator or a quirk is an edit to a table, not to code. The
+tables go through the guest files' loader (bounded, file:line), the quirk
+library through the quirk checker; an entry that is wrong in any other way is
+a ConfigError naming it, not a traceback at start-up.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-import yaml
-
+from . import validate, yamlpos
 from .model import ArchInfo, BackendInfo, FailureSignature, Guest, Quirk
+
+T = TypeVar("T")
 
 
 def _table(name: str) -> dict[str, Any]:
-    text = resources.files("harness").joinpath("data", name).read_text(encoding="utf-8")
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    where = resources.files("harness").joinpath("data", name)
+    try:
+        data = (yamlpos.load_file(where) if isinstance(where, Path) else
+                yamlpos.load_text(yamlpos.decode(where.read_bytes(), name), name))
+    except yamlpos.YamlError as exc:
+        raise validate.ConfigError([validate.ConfigIssue(str(exc.path), exc.line, "(file)",
+                                                         exc.message)]) from None
+    if not isinstance(data, dict):
+        raise validate.ConfigError([validate.ConfigIssue(str(where), 1, "(top level)",
+                                                         "expected a mapping")])
+    return data
+
+
+def _entries(name: str, build: Callable[[str, Any], T]) -> dict[str, T]:
+    """Every entry of table `name` through `build`; any entry it cannot build is a
+    ConfigError naming the table, line and entry."""
+    table, out, issues = _table(name), {}, []
+    where = str(resources.files("harness").joinpath("data", name))
+    for key, entry in table.items():
+        line = table.line_of(key) if isinstance(table, yamlpos.LineDict) else 0
+        try:
+            if not isinstance(entry, dict):
+                raise TypeError("expected a mapping")
+            out[str(key)] = build(str(key), entry)
+        except (KeyError, TypeError, ValueError, AttributeError, re.error) as exc:
+            why = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            issues.append(validate.ConfigIssue(where, line, validate.key_text(key),
+                                               why[:200]))
+    if issues:
+        raise validate.ConfigError(issues)
+    return out
 
 
 def _signatures(items: list[dict[str, Any]]) -> tuple[FailureSignature, ...]:
@@ -34,39 +69,39 @@ def _strs(mapping: dict[str, Any] | None) -> dict[str, str]:
 
 @functools.cache
 def backends() -> dict[str, BackendInfo]:
-    out = {}
-    for name, d in _table("backends.yaml").items():
-        out[name] = BackendInfo(
-            name=name,
-            kind=d["kind"],
-            module=d["module"],
-            capabilities=tuple(d.get("capabilities", ())),
-            quirk_fields=tuple(d.get("quirk_fields", ())),
-            accel=d.get("accel", ""),
-            description=d["description"],
-            hardware=bool(d["hardware"]),
-            host_os=tuple(d.get("host_os", ())),
-            device=_strs(d.get("device")),
-            host_file=_strs(d.get("host_file")),
-            sysctl=_strs(d["sysctl"]) if d.get("sysctl") else None,
-            qemu_before=d.get("qemu_before"),
-            accel_opts=_strs(d.get("accel_opts")),
-            smp_accel_opts=_strs(d.get("smp_accel_opts")),
-            cpu=d.get("cpu"),
-            failures=_signatures(d.get("failures", [])),
-            binary=d.get("binary"),
-            package=d.get("package", ""),
-            version=tuple(str(x) for x in d.get("version", ())),
-            arches=tuple(d.get("arches", ())),
-            time_factor=float(d.get("time_factor", 1.0)),
-        )
-    return out
+    return _entries("backends.yaml", _backend)
+
+
+def _backend(name: str, d: dict[str, Any]) -> BackendInfo:
+    return BackendInfo(
+        name=name,
+        kind=d["kind"],
+        module=d["module"],
+        capabilities=tuple(d.get("capabilities", ())),
+        quirk_fields=tuple(d.get("quirk_fields", ())),
+        accel=d.get("accel", ""),
+        description=d["description"],
+        hardware=bool(d["hardware"]),
+        host_os=tuple(d.get("host_os", ())),
+        device=_strs(d.get("device")),
+        host_file=_strs(d.get("host_file")),
+        sysctl=_strs(d["sysctl"]) if d.get("sysctl") else None,
+        qemu_before=d.get("qemu_before"),
+        accel_opts=_strs(d.get("accel_opts")),
+        smp_accel_opts=_strs(d.get("smp_accel_opts")),
+        cpu=d.get("cpu"),
+        failures=_signatures(d.get("failures", [])),
+        binary=d.get("binary"),
+        package=d.get("package", ""),
+        version=tuple(str(x) for x in d.get("version", ())),
+        arches=tuple(d.get("arches", ())),
+        time_factor=float(d.get("time_factor", 1.0)),
+    )
 
 
 @functools.cache
 def arches() -> dict[str, ArchInfo]:
-    return {
-        name: ArchInfo(
+    return _entries("arches.yaml", lambda name, d: ArchInfo(
             name=name,
             qemu=d["qemu"],
             debian=d["debian"],
@@ -76,14 +111,23 @@ def arches() -> dict[str, ArchInfo]:
             machine=_strs(d.get("machine")),
             firmware=d.get("firmware", {}),
             cpu=d.get("cpu"),
-        )
-        for name, d in _table("arches.yaml").items()
-    }
+        ))
 
 
 @functools.cache
 def quirks() -> dict[str, Quirk]:
-    return {name: Quirk.from_dict(name, d) for name, d in _table("quirks.yaml").items()}
+    """The quirk library, checked like a guest's `quirk_defs`."""
+    where = resources.files("harness").joinpath("data", "quirks.yaml")
+    c = validate._Checker(Path(str(where)))
+    table = validate._Map(c, _table("quirks.yaml"), "")
+    out = {}
+    for name in table.data:
+        q = table.sub(name)
+        if q is not None and (built := validate.quirk(q, str(name))) is not None:
+            out[str(name)] = built
+    if c.issues:
+        raise validate.ConfigError(c.issues)
+    return out
 
 
 def quirk_library(*own: dict[str, Quirk]) -> dict[str, Quirk]:

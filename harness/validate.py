@@ -4,6 +4,11 @@ A `_Checker` collects issues for one file; a `_Map` walks one mapping,
 checking its keys and passing each value through a checker (a function
 that converts the value or raises `_Bad` with the reason). All problems of
 a file are reported at once.
+
+Every number has an upper bound a host can have (a typo such as `vcpus: 1000000`
+is refused, not planned for), and a message never shows more of a value than
+`shown` gives: a bounded, escaped excerpt (a value from the file may be long or
+hold terminal controls).
 """
 
 from __future__ import annotations
@@ -15,10 +20,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .model import Quirk
 from .yamlpos import LineDict, LineList, YamlError, load_file
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_MEMORY = re.compile(r"(\d+)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+_MEMORY = re.compile(r"(\d{1,20})\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+_OPTION_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+# Upper bounds: what a host can have, with room to spare.
+MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
+MAX_VCPUS = 1024
+MAX_RETRIES = 100
+MAX_JOBS = 1024
+MAX_PIXELS = 65535  # a screen coordinate or size
+SHOWN = 60  # characters of a value a message shows at most
+
+
+def shown(v: Any) -> str:
+    """A value as a message may show it: collections by kind, text escaped (repr) and
+    cut to SHOWN characters, so neither an expanded alias nor a megabyte string nor an
+    escape sequence reaches the terminal."""
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list | tuple | set | frozenset):
+        return "a list"
+    if isinstance(v, str | bytes):
+        text = repr(v[:SHOWN])
+        return text + ("..." if len(v) > SHOWN else "")
+    text = repr(v) if isinstance(v, bool | int | float | type(None)) else type(v).__name__
+    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
+
+
+def key_text(key: Any) -> str:
+    """A key as it appears in a message's key path: as written when it is a short
+    printable string, else shown()."""
+    if isinstance(key, str) and key.isprintable() and 0 < len(key) <= SHOWN:
+        return key
+    return shown(key)
 
 
 @dataclass(frozen=True)
@@ -74,20 +112,24 @@ def _positive(v: Any) -> float:
     make a cell that never ends."""
     if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
             or not 0 < v <= MAX_SECONDS):
-        raise _Bad(f"expected a positive number up to {MAX_SECONDS:g}, got {v!r}")
+        raise _Bad(f"expected a positive number up to {MAX_SECONDS:g}, got {shown(v)}")
     return float(v)
 
 
-def _count(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise _Bad(f"expected a whole number >= 0, got {v!r}")
-    return v
+def whole(low: int, high: int) -> Callable[[Any], int]:
+    """A checker for a whole number from `low` to `high`."""
+
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise _Bad(f"expected a whole number from {low} to {high}, got {shown(v)}")
+        return v
+
+    return check
 
 
-def _vcpus(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise _Bad(f"expected a whole number >= 1, got {v!r}")
-    return v
+_count = whole(0, MAX_PIXELS)
+_vcpus = whole(1, MAX_VCPUS)
+_retries = whole(0, MAX_RETRIES)
 
 
 def _regex(v: Any) -> re.Pattern[str]:
@@ -106,30 +148,50 @@ def _sha256(v: Any) -> str:
 def memory_mb(v: Any) -> int:
     """'256M', '1G', '1024' (MiB) or an int (MiB) -> MiB."""
     if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-        return v
-    m = _MEMORY.fullmatch(v.strip()) if isinstance(v, str) else None
-    if not m:
-        raise _Bad(f"expected a size such as 256M or 1G, got {v!r}")
-    n, unit = int(m.group(1)), m.group(2).upper()
-    mib = {"K": n / 1024, "": n, "M": n, "G": n * 1024, "T": n * 1024 * 1024}[unit]
-    if mib < 1:
-        raise _Bad(f"too small: {v!r}")
+        mib: float = v
+    else:
+        m = _MEMORY.fullmatch(v.strip()) if isinstance(v, str) else None
+        if not m:
+            raise _Bad(f"expected a size such as 256M or 1G, got {shown(v)}")
+        n, unit = int(m.group(1)), m.group(2).upper()
+        mib = {"K": n / 1024, "": n, "M": n, "G": n * 1024, "T": n * 1024 * 1024}[unit]
+        if mib < 1:
+            raise _Bad(f"too small: {shown(v)}")
+    if mib > MAX_MEMORY_MB:
+        raise _Bad(f"more than {MAX_MEMORY_MB // (1024 * 1024)}T: {shown(v)}")
     return int(mib)
 
 
 def _one_of(*choices: str) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         if v not in choices:
-            raise _Bad(f"expected one of {', '.join(choices)}, got {v!r}")
+            raise _Bad(f"expected one of {', '.join(choices)}, got {shown(v)}")
         return v
 
     return check
 
 
 def _kind(v: Any) -> str:
-    return {dict: "a mapping", LineDict: "a mapping", list: "a list", LineList: "a list"}.get(
-        type(v), f"{type(v).__name__} {v!r}"
-    )
+    if isinstance(v, dict | list | tuple | set | frozenset):
+        return shown(v)
+    return f"{type(v).__name__} {shown(v)}"
+
+
+def _option_map(v: Any) -> dict[str, str]:
+    """QEMU sub-options (`accel_opts`, `machine_opts`): name -> string or number. A
+    comma would start another option, so neither side may hold one."""
+    if not isinstance(v, dict):
+        raise _Bad(f"expected a mapping of option names to values, got {_kind(v)}")
+    out = {}
+    for key, value in v.items():
+        if not isinstance(key, str) or not _OPTION_KEY.fullmatch(key):
+            raise _Bad(f"{shown(key)}: an option name is letters, digits and _ . - only")
+        if isinstance(value, bool) or not isinstance(value, str | int) or (
+                isinstance(value, str) and (not value or "," in value or len(value) > 256)):
+            raise _Bad(f"{key}: expected a string without commas or a whole number, got "
+                       f"{shown(value)} (quote on, off, yes and no)")
+        out[key] = str(value)
+    return out
 
 
 # --- the walker ---------------------------------------------------------------
@@ -176,14 +238,14 @@ class _Map:
     def line_of(self, key: str) -> int:
         return self.data.line_of(key) if isinstance(self.data, LineDict) else 0
 
-    def path(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else str(key)
+    def path(self, key: Any) -> str:
+        return f"{self.prefix}.{key_text(key)}" if self.prefix else key_text(key)
 
     def keys(self, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
         for k in self.data:
             if k not in allowed:
                 self.c.issue(
-                    self.line_of(k), self.path(str(k)),
+                    self.line_of(k), self.path(k),
                     f"unknown key (allowed here: {', '.join(allowed)})",
                 )
         for k in required:
@@ -222,6 +284,19 @@ class _Map:
             except _Bad as exc:
                 self.c.issue(line, f"{self.path(key)}[{i}]", str(exc))
         return out
+
+
+def quirk(q: _Map, name: str) -> Quirk | None:
+    """One quirk definition (a guest's or matrix's `quirk_defs`, or data/quirks.yaml),
+    every field checked; None when any is wrong (the issues are recorded)."""
+    before = len(q.c.issues)
+    q.keys(Quirk.KEYS)
+    lists = {key: tuple(q.str_list(key) or ()) for key in ("append", "cpu_flags", "qemu_args")}
+    opts = {key: q.get(key, _option_map, {}) for key in ("accel_opts", "machine_opts")}
+    built = Quirk(name=name, description=q.get("description", _text, ""),
+                  cpu=q.get("cpu", _str), machine=q.get("machine", _str),
+                  vcpus=q.get("vcpus", _vcpus), **lists, **opts)
+    return built if len(q.c.issues) == before else None
 
 
 def _open(path: Path) -> tuple[_Checker, _Map]:

@@ -71,7 +71,7 @@ def test_wrong_types(tmp_path):
     text = GOOD + "vcpus: two\nmemory: lots\nbuiltin_failures: 1\n"
     path = guest_file(tmp_path, text)
     assert issues(path) == [
-        f"{path}:9: vcpus: expected a whole number >= 1, got 'two'",
+        f"{path}:9: vcpus: expected a whole number from 1 to 1024, got 'two'",
         f"{path}:10: memory: expected a size such as 256M or 1G, got 'lots'",
         f"{path}:11: builtin_failures: expected true or false, got int 1",
     ]
@@ -162,7 +162,7 @@ def test_matrix_errors(tmp_path):
     assert f"{path}:1: guests[1]: no guest file with id 'nope'" in msgs
     assert f"{path}:1: guests[2]: the pattern 'win-*' matches no guest" in msgs
     assert f"{path}:4: exclude[0]: an empty rule would exclude every cell" in msgs
-    assert f"{path}:5: jobs: expected a whole number >= 0, got -3" in msgs
+    assert f"{path}:5: jobs: expected auto or a whole number from 1 to 1024, got -3" in msgs
 
 
 def test_cli_exits_2_with_file_line(tmp_path, capsys):

@@ -240,14 +240,17 @@ class ImageStore:
         if not path.is_file():
             how = f"; {p['obtain'].strip()}" if p.get("obtain") else ""
             raise ImageError(f"image {spec.name}: no such file {path}{how}")
-        if p.get("sha512"):  # both digests in one read
-            digests = Digests.of_file(path)
-            sha = digests.sha256
-            if digests.sha512 != p["sha512"]:
-                raise ImageError(f"image {spec.name}: sha512 mismatch: expected {p['sha512']}, "
-                                 f"got {digests.sha512}")
-        else:
-            sha = sha256_file(path)
+        try:
+            if p.get("sha512"):  # both digests in one read
+                digests = Digests.of_file(path)
+                sha = digests.sha256
+                if digests.sha512 != p["sha512"]:
+                    raise ImageError(f"image {spec.name}: sha512 mismatch: expected "
+                                     f"{p['sha512']}, got {digests.sha512}")
+            else:
+                sha = sha256_file(path)
+        except OSError as exc:  # became unreadable since the guest file was loaded
+            raise ImageError(f"image {spec.name}: cannot read {path}: {exc.strerror}") from None
         if spec.sha256 and sha != spec.sha256:
             raise ImageError(f"image {spec.name}: sha256 mismatch: expected {spec.sha256}, "
                              f"got {sha}")

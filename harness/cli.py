@@ -629,6 +629,9 @@ def _pages(run_dir: Path) -> Comparison | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from .results.report import BaselineError
     from .results.report import build as build_report
     from .results.store import load_results
 
@@ -637,14 +640,18 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UsageError(f"{d}: no results.json (not a run folder)")
         try:
             load_results(d)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{d / 'results.json'}: {exc}") from None
+        except OSError as exc:
+            raise UsageError(f"{d / 'results.json'}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # names the file and the place
+            raise UsageError(str(exc)) from None
     if args.history < 1:
         raise UsageError("--history must be at least 1")
     try:
         built = build_report(args.runs, args.baseline, args.history)
-    except KeyError as exc:
-        raise UsageError(f"--baseline: {exc.args[0]}") from None
+    except BaselineError as exc:
+        raise UsageError(f"--baseline: {exc}") from None
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        raise UsageError(str(exc)) from None
     for run_id, c in built.comparisons.items():
         print(f"{run_id}: {len(c.regressions)} regressions, {len(c.fixes)} fixes, "
               f"{len(c.new)} new cells")

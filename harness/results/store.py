@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..files import SAFE_NAME_RULE, atomic_write, safe_name
+from ..files import atomic_write
 from ..model import CellResult
+from .validate import ResultsError, check, read_results
 
 SCHEMA = 1
 
@@ -99,31 +100,18 @@ class RunStore:
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    """A results.json, given the file or its run folder; ValueError if its names could
-    lead outside the run folder (they become folders and links)."""
+    """A results.json, given the file or its run folder, checked against the results
+    contract (validate.py); ResultsError (a ValueError) naming the file and the place
+    if it is damaged, OSError if it cannot be read."""
     if path.is_dir():
         path = path / "results.json"
-    data = json.loads(path.read_text())
-    check_names(data)
-    return data
+    return read_results(path)
 
 
 def check_names(data: Any) -> None:
-    """The run id and every cell's guest, backend and firmware are safe names, and a
-    cell's id is made of them: `report`, `merge`, `repro` and `--resume` write and copy
-    folders named after them, which must stay inside the run folder."""
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise ValueError("not a results.json: no list of cells")
-    if not safe_name(data.get("run_id")):
-        raise ValueError(f"run_id {data.get('run_id')!r}: a run id is {SAFE_NAME_RULE} "
-                         "characters")
-    for i, cell in enumerate(data["cells"]):
-        if not isinstance(cell, dict):
-            raise ValueError(f"cells[{i}] is not an object")
-        parts = [cell.get(k) for k in ("guest", "backend", "firmware")]
-        bad = next((p for p in parts if not safe_name(p)), None)
-        if bad is not None or not all(parts):
-            raise ValueError(f"cells[{i}]: {bad!r} is not a name ({SAFE_NAME_RULE} "
-                             "characters)")
-        if cell.get("id") != "/".join(parts):  # type: ignore[arg-type]
-            raise ValueError(f"cells[{i}]: id {cell.get('id')!r} is not guest/backend/firmware")
+    """ResultsError unless `data` keeps the results contract, names included: the run id
+    and every cell's guest, backend and firmware become folders that `report`, `merge`,
+    `repro` and `--resume` write, which must stay inside the run folder."""
+    found = check(data)
+    if found:
+        raise ResultsError("\n".join(f"{where}: {what}" for where, what in found))

@@ -1,7 +1,9 @@
 """The command line: argument parsing, exit statuses, nothing else.
 
 Exit statuses: 0 no cell counts as failure, 1 some cell does, 2 usage or
-configuration error, 130 interrupted (results so far are kept).
+configuration error, 3 the run folder is incomplete (a write failed, e.g. a full
+disk: the last complete results.json is kept), 130 interrupted (results so far
+are kept).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 # cluster, bisect, downloader or image tools), so that start-up stays short.
 
 EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
 GDB_HELP = ("start the VM paused with QEMU's gdb stub and print the gdb command to attach; "
             "implies --interactive and lifts the deadlines")
 
@@ -52,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Boot guest operating systems on every virtualization backend of this "
                     "host and score how far each gets, from its console.",
         epilog="Exit status: 0 no cell failed, 1 a cell failed, 2 usage or configuration "
-               "error, 130 interrupted. Cache: $HARNESS_CACHE, else ~/.cache/guest-harness.",
+               "error, 3 the run folder is incomplete (a write failed), 130 interrupted. "
+               "Cache: $HARNESS_CACHE, else ~/.cache/guest-harness.",
     )
     p.add_argument("--version", action="version", version=f"guest-harness {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -394,6 +398,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_overlays(outcome.store.folder)
     if outcome.interrupted:
         print("interrupted: the cells above finished; the rest did not run", file=sys.stderr)
+    elif outcome.store.lost:
+        print("incomplete: the run folder could not be written in full:\n  "
+              + "\n  ".join(outcome.store.lost.values()), file=sys.stderr)
+        return EXIT_INCOMPLETE
     elif args.fail_on == "regression":  # no history to compare with fails safe
         return 1 if changes is None or changes.regressions else 0
     return outcome.exit_status(args.strict)

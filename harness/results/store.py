@@ -2,7 +2,10 @@
 
 After every finished cell the whole results.json is rewritten through a
 temporary file and a rename, so a crash, Ctrl-C or SIGKILL mid-run leaves a
-valid file holding every cell finished so far.
+valid file holding every cell finished so far. When a write fails (a full
+disk, a read-only or failing filesystem), the previous complete file stays,
+the failure is said once, later writes try again, and `lost` tells the
+caller that the run folder is incomplete (exit status 3).
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import datetime as dt
 import json
 import os
 import secrets
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..files import atomic_write
+from ..files import atomic_write, os_reason
 from ..model import CellResult
 from .validate import ResultsError, check, read_results
 
@@ -41,6 +46,7 @@ class RunStore:
         self.folder = out / self.run_id
         self.folder.mkdir(parents=True, exist_ok=False)
         self._lock = threading.Lock()
+        self._init_writes()
         self.cells: list[CellResult] = []
         self.data: dict[str, Any] = {
             "schema": SCHEMA,
@@ -63,6 +69,8 @@ class RunStore:
         store.data = load_results(folder)
         store.run_id = store.data["run_id"]
         store._lock = threading.Lock()
+        store._init_writes()
+        store._saved = len(store.data["cells"])
         store.cells = list(keep)
         store.data.pop("interrupted", None)
         store.data.setdefault("resumed", []).append(_iso(dt.datetime.now(dt.UTC)))
@@ -81,9 +89,35 @@ class RunStore:
                 self.data["interrupted"] = True
             self._write()
 
+    def _init_writes(self) -> None:
+        self.log: Callable[[str], None] = lambda m: print(f"harness: {m}", file=sys.stderr)
+        self.lost: dict[str, str] = {}  # file in the run folder -> why it is not complete
+        self._saved: int | None = None  # cells in the last complete results.json
+
+    def note_lost(self, name: str, exc: OSError) -> None:
+        """A file of the run folder that could not be written (said once per file)."""
+        problem = f"{name}: {os_reason(exc)}"
+        if self.lost.get(name) != problem:
+            self.log(problem)
+        self.lost[name] = problem
+
     def _write(self) -> None:
         self.data["cells"] = [c.to_json() for c in self.cells]
-        atomic_write(self.folder / "results.json", json.dumps(self.data, indent=1) + "\n")
+        text = json.dumps(self.data, indent=1) + "\n"
+        try:
+            atomic_write(self.folder / "results.json", text)
+        except OSError as exc:
+            kept = ("no complete file yet" if self._saved is None else
+                    f"kept the previous complete file with {self._saved} "
+                    f"cell{'s' if self._saved != 1 else ''}")
+            problem = f"results.json: {os_reason(exc)}; {kept}"
+            if self.lost.get("results.json", "").split(";")[0] != problem.split(";")[0]:
+                self.log(problem)
+            self.lost["results.json"] = problem
+            return
+        if self.lost.pop("results.json", None):
+            self.log(f"results.json: written again, with {len(self.cells)} cells")
+        self._saved = len(self.cells)
 
     def _point_latest(self) -> None:
         """reports/latest -> this run (replaced atomically)."""

@@ -680,6 +680,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(summary_table(store.cells, colour=sys.stdout.isatty()))
     print(f"\nmerged {len(args.runs)} runs into {store.folder}")
     _pages(store.folder)
+    if store.lost:
+        print("incomplete: the merged folder could not be written in full:\n  "
+              + "\n  ".join(store.lost.values()), file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 1 if any(c.verdict.is_failure() for c in store.cells) else 0
 
 

@@ -29,7 +29,7 @@ def safe_name(name: object) -> bool:
 
 def os_reason(exc: OSError) -> str:
     """Why an OS call failed, as the user should read it: `no space left on device`."""
-    return (exc.strerror or str(exc)).lower()
+    return exc.strerror.lower() if exc.strerror else str(exc)
 
 
 def os_problem(exc: OSError) -> str:

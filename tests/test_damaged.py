@@ -204,6 +204,13 @@ def test_any_value_anywhere_is_accepted_only_if_the_schema_accepts_it(tmp_path_f
     assert _schema_verdict(data), (pointer, value)
 
 
+def test_the_replays_of_one_cell_may_repeat_its_id(tmp_path):
+    data = valid()
+    data.update(repro_of="20261121T000000Z-0000", cells=[cell("g1"), cell("g1", "fail")])
+    path = write(tmp_path / "results.json", json.dumps(data))
+    assert [c["verdict"] for c in read_results(path)["cells"]] == ["pass", "fail"]
+
+
 def test_history_takes_a_run_twice_and_a_cell_twice(tmp_path):
     db = tmp_path / "history.sqlite"
     data = valid()

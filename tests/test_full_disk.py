@@ -197,3 +197,30 @@ def test_a_full_cache_while_unpacking_is_no_space_not_corrupt_data(tmp_path, sma
     assert "corrupt" not in text
     assert list((small_disk / "cache" / "tmp").iterdir()) == []
 
+
+
+def test_a_merge_that_cannot_write_its_results_ends_incomplete(tmp_path):
+    from .damaged_results import RUN_ID, dumps, valid
+
+    run = write(tmp_path / "runs" / RUN_ID / "results.json", dumps(valid()).decode()).parent
+    proc = harness_env({"ECHO_RUN_FULL_AFTER": "1"}, "merge", str(run), "--out",
+                       str(tmp_path / "merged"))
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    assert ("results.json: no space left on device; kept the previous complete file with "
+            "0 cells") in proc.stderr
+    merged = next(p for p in (tmp_path / "merged").iterdir() if p.name[0].isdigit())
+    assert read_results(merged / "results.json")["cells"] == []
+
+
+@needs_mount
+def test_a_merge_onto_a_full_file_system(tmp_path, small_disk):
+    from .damaged_results import RUN_ID, dumps, valid
+
+    run = write(tmp_path / "runs" / RUN_ID / "results.json", dumps(valid()).decode()).parent
+    write(run / "cells" / "g1" / "echo-bios" / "console.log", "x" * 400_000)
+    proc = harness("merge", str(run), "--out", str(small_disk / "merged"))
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cells/g1/echo-bios: no space left on device; its files were not copied" \
+        in proc.stderr
+    merged = next(p for p in (small_disk / "merged").iterdir() if p.name[0].isdigit())
+    assert len(read_results(merged / "results.json")["cells"]) == 2

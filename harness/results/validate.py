@@ -133,9 +133,10 @@ def check(data: Any) -> list[tuple[str, str]]:
 
 
 def _contract(data: Any) -> list[tuple[str, str]]:
-    """What the schema cannot say: cell ids unique and made of safe names (they become
-    folders: a `../` must never leave the run folder). Looks only at what has the right
-    type, so that it adds to the schema's findings rather than repeating them."""
+    """What the schema cannot say: cell ids unique (but in the replays of `harness repro`)
+    and made of safe names (they become folders: a `../` must never leave the run
+    folder). Looks only at what has the right type, so that it adds to the schema's
+    findings rather than repeating them."""
     if not isinstance(data, dict):
         return []
     found = []
@@ -158,7 +159,7 @@ def _contract(data: Any) -> list[tuple[str, str]]:
             continue
         elif cell_id != "/".join(parts):
             found.append((f"/cells/{i}/id", f"id {cell_id!r} is not guest/backend/firmware"))
-        elif cell_id in seen:
+        elif cell_id in seen and "repro_of" not in data:  # `repro --times N`: N replays
             found.append((f"/cells/{i}/id", f"{cell_id!r} is also /cells/{seen[cell_id]}; "
                                             "a run has each cell once"))
         else:

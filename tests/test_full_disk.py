@@ -224,3 +224,16 @@ def test_a_merge_onto_a_full_file_system(tmp_path, small_disk):
         in proc.stderr
     merged = next(p for p in (small_disk / "merged").iterdir() if p.name[0].isdigit())
     assert len(read_results(merged / "results.json")["cells"]) == 2
+
+
+@needs_mount
+def test_a_console_that_fills_the_disk_is_an_error_cell_not_a_traceback(tmp_path, small_disk):
+    opts = echo_matrix(tmp_path)
+    m = Path(opts[1])
+    m.write_text(m.read_text() + "jobs: 1\n")
+    g2 = tmp_path / "guests" / "g2.yaml"
+    g2.write_text(g2.read_text().replace(r"6.1\n", r"6.1\n" + "x" * 70 + r"@x5000\n"))
+    out = small_disk / "reports"
+    proc = harness("run", *opts, "--offline", "--out", str(out), timeout=60)
+    _check_incomplete(proc, (out / "latest").resolve())
+    assert "g2/echo/bios  error" in proc.stdout and "no space left on device" in proc.stdout

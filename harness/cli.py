@@ -1,7 +1,9 @@
 """The command line: argument parsing, exit statuses, nothing else.
 
 Exit statuses: 0 no cell counts as failure, 1 some cell does, 2 usage or
-configuration error, 130 interrupted (results so far are kept).
+configuration error, 3 the run folder is incomplete (a write failed, e.g. a full
+disk: the last complete results.json is kept), 130 interrupted (results so far
+are kept).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 # cluster, bisect, downloader or image tools), so that start-up stays short.
 
 EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
 MAX_SECONDS = 366 * 86400
 GDB_HELP = ("start the VM paused with QEMU's gdb stub and print the gdb command to attach; "
             "implies --interactive and lifts the deadlines")
@@ -87,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Boot guest operating systems on every virtualization backend of this "
                     "host and score how far each gets, from its console.",
         epilog="Exit status: 0 no cell failed, 1 a cell failed, 2 usage or configuration "
-               "error, 130 interrupted. Cache: $HARNESS_CACHE, else ~/.cache/guest-harness.",
+               "error, 3 the run folder is incomplete (a write failed), 130 interrupted. "
+               "Cache: $HARNESS_CACHE, else ~/.cache/guest-harness.",
     )
     p.add_argument("--version", action="version", version=f"guest-harness {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -461,6 +465,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_overlays(outcome.store.folder)
     if outcome.interrupted:
         print("interrupted: the cells above finished; the rest did not run", file=sys.stderr)
+    elif outcome.store.lost:
+        print("incomplete: the run folder could not be written in full:\n  "
+              + "\n  ".join(outcome.store.lost.values()), file=sys.stderr)
+        return EXIT_INCOMPLETE
     elif args.fail_on == "regression":  # no history to compare with fails safe
         return 1 if changes is None or changes.regressions else 0
     return outcome.exit_status(args.strict)
@@ -694,6 +702,9 @@ def _pages(run_dir: Path) -> Comparison | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from .results.report import BaselineError
     from .results.report import build as build_report
     from .results.store import load_results
 
@@ -702,12 +713,16 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UsageError(f"{d}: no results.json (not a run folder)")
         try:
             load_results(d)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{d / 'results.json'}: {exc}") from None
+        except OSError as exc:
+            raise UsageError(f"{d / 'results.json'}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # names the file and the place
+            raise UsageError(str(exc)) from None
     try:
         built = build_report(args.runs, args.baseline, args.history)
-    except KeyError as exc:
-        raise UsageError(f"--baseline: {exc.args[0]}") from None
+    except BaselineError as exc:
+        raise UsageError(f"--baseline: {exc}") from None
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        raise UsageError(str(exc)) from None
     for run_id, c in built.comparisons.items():
         print(f"{run_id}: {len(c.regressions)} regressions, {len(c.fixes)} fixes, "
               f"{len(c.new)} new cells")
@@ -729,6 +744,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(summary_table(store.cells, colour=sys.stdout.isatty()))
     print(f"\nmerged {len(args.runs)} runs into {store.folder}")
     _pages(store.folder)
+    if store.lost:
+        print("incomplete: the merged folder could not be written in full:\n  "
+              + "\n  ".join(store.lost.values()), file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 1 if any(c.verdict.is_failure() for c in store.cells) else 0
 
 

@@ -8,13 +8,13 @@ still runs, alone, rather than never.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .model import Cell
+from .results.store import load_results
 
 CELL_OVERHEAD_MB = 200  # QEMU's own memory beside the guest's
 DEFAULT_SECONDS = 60.0  # a cell never run before, when history knows nothing at all
@@ -26,8 +26,8 @@ def needs(cell: Cell) -> tuple[int, int]:
 
 def history(out: Path) -> dict[str, float]:
     """Cell id -> duration in the newest run under `out` (reports/latest)."""
-    try:
-        data = json.loads((out / "latest" / "results.json").read_text())
+    try:  # a damaged previous run only loses its durations, it stops no new run
+        data = load_results(out / "latest")
     except (OSError, ValueError):
         return {}
     return {c["id"]: float(c.get("duration_s") or 0.0) for c in data.get("cells", [])

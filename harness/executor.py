@@ -11,6 +11,7 @@ the VMM's facts, firmware digests and repro.sh.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 from .backends import registry
 from .backends.probe import HostFacts, Probe
 from .console.matcher import Event
-from .files import sha256_file
+from .files import os_problem, sha256_file
 from .images.store import ResolvedImage, unobtained
 from .judge import Attempt, judge, should_retry
 from .model import Cell, CellResult, Timeouts
@@ -98,8 +99,10 @@ def _boot(cell: Cell, images: dict[str, ResolvedImage], ctx: CellContext,
         try:
             attempts.append(boot(cell, paths, actx))
         except Exception as exc:  # a harness bug: this cell is an error, the run goes on
-            (folder / "harness-error.txt").write_text(traceback.format_exc())
-            attempts.append(Attempt(None, f"harness error: {exc!r} (see "
+            with contextlib.suppress(OSError):  # a full disk must not hide the first error
+                (folder / "harness-error.txt").write_text(traceback.format_exc())
+            what = os_problem(exc) if isinstance(exc, OSError) else repr(exc)
+            attempts.append(Attempt(None, f"harness error: {what} (see "
                                           f"{cell.folder}/harness-error.txt)"))
         retry_errors = ctx.retry_errors and not ctx.interactive and ctx.gdb_port is None
         if _stopped(ctx) or not should_retry(cell, attempts, retry_errors):

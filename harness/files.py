@@ -27,6 +27,16 @@ def safe_name(name: object) -> bool:
     return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None
 
 
+def os_reason(exc: OSError) -> str:
+    """Why an OS call failed, as the user should read it: `no space left on device`."""
+    return exc.strerror.lower() if exc.strerror else str(exc)
+
+
+def os_problem(exc: OSError) -> str:
+    """`path: no space left on device`."""
+    return f"{exc.filename}: {os_reason(exc)}" if exc.filename else os_reason(exc)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

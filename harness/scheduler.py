@@ -21,6 +21,7 @@ from .backends import registry
 from .canary import run_canary
 from .dispatch import CELL_OVERHEAD_MB, Slots, history, longest_first
 from .executor import CellContext, execute, preflight
+from .files import os_problem
 from .images.cache import Cache
 from .images.store import ImageError, ImageStore, ResolvedImage
 from .judge import errored, skipped
@@ -219,7 +220,11 @@ class Scheduler:
         if self.stop.is_set():
             return None
         self.progress.cell_started(cell)
-        result = execute(cell, images, self.context(store.folder))
+        try:
+            result = execute(cell, images, self.context(store.folder))
+        except OSError as exc:  # its folder could not be written (a full disk): an error
+            store.note_lost(cell.folder, exc)
+            result = errored(cell, f"its files could not be written: {os_problem(exc)}")
         self._finish(store, result)
         return result
 

@@ -20,7 +20,11 @@ def why_not(cell: Cell) -> str | None:
 
 def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Launch:
     script = ctx.folder / "echo.py"
-    text = "import sys, time\nsys.stdout.write(open(sys.argv[1]).read())\ntime.sleep(0.2)\n"
+    # a console line "TEXT@xN" is printed N times (a console larger than its guest file)
+    text = ("import re, sys, time\ntext = open(sys.argv[1]).read()\n"
+            "sys.stdout.write(re.sub(r'(?m)^(.*)@x(\\d+)$', "
+            "lambda m: (m[1] + chr(10)) * int(m[2]), text))\n"
+            "sys.stdout.flush()\ntime.sleep(0.2)\n")
     console = ctx.folder / "console.txt"
     return Launch([sys.executable, str(script), str(console)],
                   files={script: text, console: cell.guest.boot.cmdline.replace("\\n", "\n")},

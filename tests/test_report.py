@@ -37,8 +37,11 @@ def results(run_id: str, started: str, verdicts: dict[str, str], images: str = "
         cells.append({"id": cid, "guest": guest, "backend": backend, "firmware": fw,
                       "verdict": v, "score": 1.0 if v == "pass" else 0.0, "duration_s": 1.0,
                       "milestones": [{"name": "m", "reached": v == "pass", "t": 1.0}],
+                      "failure": None, "reason": None, "quirks": [], "attempts": 1,
+                      "command": [], "artifacts": {},
                       "images": {"k": {"sha256": images * 64, "source": "x"}}})
-    return {"run_id": run_id, "started": started, "host": {"harness": "0.1.0"}, "cells": cells}
+    return {"schema": 1, "run_id": run_id, "started": started, "finished": None,
+            "host": {"os": "Linux", "arch": "x86_64", "harness": "0.1.0"}, "cells": cells}
 
 
 def test_history_regressions_fixes_flaky_and_trends(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from harness.dispatch import Slots, history, longest_first, needs
 from harness.model import BootSpec, Cell, Guest, Milestone, Timeouts
 
+from . import damaged_results
 from .conftest import GUESTS, TEST_GUESTS, write
 from .test_hygiene import _is_qemu, descendants
 
@@ -41,10 +42,15 @@ def test_cells_start_longest_first_within_cores_and_memory(tmp_path):
     assert slots.used_memory == 3200 + 456
     huge = Slots(cores=1, memory_mb=100, jobs=2)
     assert [c.guest.id for c in huge.startable([cell("x", vcpus=4)])] == ["x"]  # alone
-    write(tmp_path / "latest" / "results.json", json.dumps({"cells": [
-        {"id": "a/tcg/bios", "verdict": "pass", "duration_s": 4.5},
-        {"id": "n/nvmm/bios", "verdict": "skip", "duration_s": 0}]}))
+    previous = damaged_results.valid()  # a complete results.json (a damaged one: no hints)
+    previous["cells"] = [{**damaged_results.cell("a"), "id": "a/tcg/bios", "backend": "tcg",
+                          "verdict": "pass", "duration_s": 4.5},
+                         {**damaged_results.cell("n"), "id": "n/nvmm/bios", "backend": "nvmm",
+                          "verdict": "skip", "duration_s": 0}]
+    write(tmp_path / "latest" / "results.json", json.dumps(previous))
     assert history(tmp_path) == {"a/tcg/bios": 4.5}
+    write(tmp_path / "latest" / "results.json", json.dumps({"cells": [{"id": 5}]}))
+    assert history(tmp_path) == {}
 
 
 def harness(*args, cwd=None):

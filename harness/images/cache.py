@@ -22,7 +22,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..files import CHUNK, atomic_write, sha256_file
+from ..files import CHUNK, atomic_write, os_reason, sha256_file
+
+
+class CacheError(Exception):
+    """The cache could not be written (a full disk, a read-only file system, ...)."""
+
+    def __init__(self, reason: str, root: Path, doing: str = "writing into") -> None:
+        super().__init__(f"{reason} while {doing} the cache {root}")
+        self.reason, self.root = reason, root
+
+
+class BlobWriter:
+    """A new blob's file: a failed write is the cache's error (CacheError), never
+    mistaken for the reader's (a corrupt archive, a cut connection)."""
+
+    def __init__(self, f: IO[bytes], root: Path) -> None:
+        self._f, self._root = f, root
+
+    def write(self, block: bytes) -> int:
+        try:
+            return self._f.write(block)
+        except OSError as exc:
+            raise CacheError(os_reason(exc), self._root) from None
 
 
 def default_root() -> Path:
@@ -103,9 +125,11 @@ class Cache:
         return self.root / "blobs" / "sha256" / f"{sha256}.stamp"
 
     def _stamp(self, sha256: str) -> None:
-        """Record size and mtime of a verified blob, so a hit needs no re-hash."""
-        st = self.blob_path(sha256).stat()
-        atomic_write(self._stamp_path(sha256), f"{st.st_size} {st.st_mtime_ns}\n")
+        """Record size and mtime of a verified blob, so a hit needs no re-hash (without
+        a stamp, say on a full disk, the blob is hashed again when next used)."""
+        with contextlib.suppress(OSError):
+            st = self.blob_path(sha256).stat()
+            atomic_write(self._stamp_path(sha256), f"{st.st_size} {st.st_mtime_ns}\n")
 
     def has_blob(self, sha256: str) -> bool:
         """Whether a sound blob with this digest is stored.
@@ -150,20 +174,30 @@ class Cache:
         return final
 
     @contextlib.contextmanager
-    def new_blob(self) -> Iterator[tuple[IO[bytes], Any]]:
+    def new_blob(self) -> Iterator[tuple[BlobWriter, Any]]:
         """Yield (file, hasher) to write; on success the blob is stored by digest.
 
-        The digest is available afterwards as `hasher.hexdigest()`.
+        The digest is available afterwards as `hasher.hexdigest()`. A write that
+        fails (a full disk) raises CacheError, not OSError: callers reading from an
+        archive or a network while writing tell their own errors from the cache's.
         """
-        tmpdir = self.sub("tmp")
-        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="blob.")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.sub("tmp"), prefix="blob.")
+        except OSError as exc:
+            raise CacheError(os_reason(exc), self.root) from None
         hasher = hashlib.sha256()
         try:
             with os.fdopen(fd, "wb") as f:
-                yield f, hasher
-                f.flush()
-                os.fsync(f.fileno())
-            self.adopt(Path(tmp), hasher.hexdigest())
+                yield BlobWriter(f, self.root), hasher
+                try:
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError as exc:
+                    raise CacheError(os_reason(exc), self.root) from None
+            try:
+                self.adopt(Path(tmp), hasher.hexdigest())
+            except OSError as exc:
+                raise CacheError(os_reason(exc), self.root) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

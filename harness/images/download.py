@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .. import __version__
+from ..files import os_reason
 from .cache import Digests
 
 if TYPE_CHECKING:  # requests (and urllib3) load when something is downloaded, not before
@@ -149,11 +150,12 @@ class Downloader:
                 # (requests' exceptions are OSErrors too: this clause must come first)
                 raise _Retry(f"connection lost after {got} bytes: {_short(exc)}") from None
             except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO,
+                                 errno.EFBIG):
                     with contextlib.suppress(OSError):
                         part.unlink()
-                    raise DownloadError(f"{url}: the disk is full (writing {part}); the partial "
-                                        "file was removed") from None
+                    raise DownloadError(f"{url}: {os_reason(exc)} while writing {part}; the "
+                                        "partial file was removed") from None
                 raise
             if total is not None and got < total:
                 raise _Retry(f"truncated: {got} of {total} bytes")

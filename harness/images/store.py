@@ -20,7 +20,7 @@ from typing import Any
 from ..files import sha256_file
 from ..model import Guest, ImageSpec
 from .archive import ArchiveError, check_format, compression_for, iter_member, open_decompressed
-from .cache import Cache, Digests
+from .cache import Cache, CacheError, Digests
 from .checksums import ChecksumError, Digest, parse_sums, pick
 from .debian import DebError, fetch_deb_file
 from .download import Downloader, DownloadError, ProgressFn
@@ -87,7 +87,8 @@ class ImageStore:
                 image = self._resolve_build(spec, inputs or {})
             else:
                 image = getattr(self, f"_resolve_{spec.kind}")(spec)
-        except (DebError, DownloadError, ChecksumError, ArchiveError, RecipeError) as exc:
+        except (DebError, DownloadError, ChecksumError, ArchiveError, RecipeError,
+                CacheError) as exc:
             raise ImageError(f"image {spec.name}: {exc}") from None
         if spec.sha256 and spec.kind in ("deb", "build") and image.sha256 != spec.sha256:
             raise ImageError(f"image {spec.name}: sha256 mismatch: expected {spec.sha256}, "
@@ -203,13 +204,16 @@ class ImageStore:
         return self.cache.set_ref(key, final, member=member_name)
 
     def _store_chunks(self, chunks: Any, name: str, what: str) -> str:
-        with self.cache.new_blob() as (f, h):
-            try:
-                for block in chunks:
-                    f.write(block)
-                    h.update(block)
-            except (OSError, EOFError, ValueError) as exc:
-                raise ArchiveError(f"{name}: corrupt {what} data ({exc})") from None
+        try:
+            with self.cache.new_blob() as (f, h):
+                try:
+                    for block in chunks:
+                        f.write(block)  # CacheError, not OSError, when the cache is full
+                        h.update(block)
+                except (OSError, EOFError, ValueError) as exc:
+                    raise ArchiveError(f"{name}: corrupt {what} data ({exc})") from None
+        except CacheError as exc:
+            raise CacheError(exc.reason, exc.root, f"unpacking {name} into") from None
         return h.hexdigest()
 
     # --- other kinds ----------------------------------------------------------

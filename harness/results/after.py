@@ -23,7 +23,10 @@ def finish_run(store: RunStore, interrupted: bool = False) -> None:
     add_speed(store.cells)
     add_divergence(store.cells, store.folder)
     store.finish(interrupted)
-    write_junit(store.folder / "junit.xml", store.run_id, store.cells, store.folder)
+    try:
+        write_junit(store.folder / "junit.xml", store.run_id, store.cells, store.folder)
+    except OSError as exc:  # a full disk: results.json holds the cells; say so
+        store.note_lost("junit.xml", exc)
 
 
 def write_pages(run_dir: Path) -> Comparison:

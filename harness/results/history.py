@@ -1,7 +1,9 @@
 """Run history in one SQLite file (reports/history.sqlite), and what it tells.
 
 Each run is recorded once (re-recording a run replaces it, so `harness
-report` may be run again on the same folders). From the records:
+report` may be run again on the same folders, or on two copies of a run
+folder); a cell recorded twice in one run keeps its last entry (the reader
+refuses such files, but the history never fails on them). From the records:
 regressions and fixes between a run and its baseline (by default, for each
 cell, the newest earlier run that has it), flaky cells (verdict changed
 while the images and the harness stayed the same), per-cell strips of the
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Verdict
+from .store import load_results
 
 FILE = "history.sqlite"
 _SCHEMA = """
@@ -67,7 +70,7 @@ def record(path: Path, results: dict[str, Any], folder: Path | None = None) -> N
                    (run_id, results.get("started") or "", results.get("finished"),
                     (results.get("host") or {}).get("harness"),
                     json.dumps(results.get("host") or {}), str(folder) if folder else None))
-        db.executemany("INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             (run_id, c["id"], c["guest"], c["backend"], c["firmware"], c["verdict"],
              c.get("score"), c.get("duration_s"), last_t(c), images_key(c))
             for c in results["cells"]])
@@ -185,8 +188,8 @@ class History:
         row = self._before(run_id, self._started(run_id), cell_id, "r.folder, r.run_id")
         if row is None or not row[0]:
             return None
-        try:
-            data = json.loads((Path(row[0]) / "results.json").read_text())
+        try:  # an older run folder, damaged or gone since: no previous times
+            data = load_results(Path(row[0]))
         except (OSError, ValueError):
             return None
         for c in data.get("cells", []):
@@ -196,10 +199,11 @@ class History:
 
 
 def ingest(path: Path, folders: Iterable[Path]) -> list[str]:
-    """Record every run folder's results.json; their run ids."""
+    """Record every run folder's results.json; their run ids. ResultsError (a
+    ValueError) if one is damaged: nothing is recorded from it."""
     ids = []
     for folder in folders:
-        data = json.loads((folder / "results.json").read_text())
+        data = load_results(folder)
         record(path, data, folder.resolve())
         ids.append(data["run_id"])
     return ids

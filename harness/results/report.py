@@ -18,6 +18,10 @@ from .history import FILE, Comparison, History, ingest
 from .store import load_results
 
 
+class BaselineError(ValueError):
+    """The run named by --baseline is not in the history (and only that)."""
+
+
 @dataclass
 class Built:
     pages: list[Path] = field(default_factory=list)
@@ -36,6 +40,8 @@ def build(run_dirs: Sequence[Path], baseline: str | None = None, last: int = 10)
         ids = ingest(db, dirs)
         h = History(db)
         try:
+            if baseline is not None and baseline not in {r for r, _ in h.runs()}:
+                raise BaselineError(f"run {baseline!r} is not in {db}")
             comparison = None
             for run_dir, run_id in zip(dirs, ids, strict=True):
                 comparison = h.compare(run_id, baseline)

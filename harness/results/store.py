@@ -2,7 +2,10 @@
 
 After every finished cell the whole results.json is rewritten through a
 temporary file and a rename, so a crash, Ctrl-C or SIGKILL mid-run leaves a
-valid file holding every cell finished so far.
+valid file holding every cell finished so far. When a write fails (a full
+disk, a read-only or failing filesystem), the previous complete file stays,
+the failure is said once, later writes try again, and `lost` tells the
+caller that the run folder is incomplete (exit status 3).
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import datetime as dt
 import json
 import os
 import secrets
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..files import SAFE_NAME_RULE, atomic_write, safe_name
+from ..files import atomic_write, os_reason
 from ..model import CellResult
+from .validate import ResultsError, check, read_results
 
 SCHEMA = 1
 
@@ -40,6 +46,7 @@ class RunStore:
         self.folder = out / self.run_id
         self.folder.mkdir(parents=True, exist_ok=False)
         self._lock = threading.Lock()
+        self._init_writes()
         self.cells: list[CellResult] = []
         self.data: dict[str, Any] = {
             "schema": SCHEMA,
@@ -62,6 +69,8 @@ class RunStore:
         store.data = load_results(folder)
         store.run_id = store.data["run_id"]
         store._lock = threading.Lock()
+        store._init_writes()
+        store._saved = len(store.data["cells"])
         store.cells = list(keep)
         store.data.pop("interrupted", None)
         store.data.setdefault("resumed", []).append(_iso(dt.datetime.now(dt.UTC)))
@@ -80,9 +89,35 @@ class RunStore:
                 self.data["interrupted"] = True
             self._write()
 
+    def _init_writes(self) -> None:
+        self.log: Callable[[str], None] = lambda m: print(f"harness: {m}", file=sys.stderr)
+        self.lost: dict[str, str] = {}  # file in the run folder -> why it is not complete
+        self._saved: int | None = None  # cells in the last complete results.json
+
+    def note_lost(self, name: str, exc: OSError) -> None:
+        """A file of the run folder that could not be written (said once per file)."""
+        problem = f"{name}: {os_reason(exc)}"
+        if self.lost.get(name) != problem:
+            self.log(problem)
+        self.lost[name] = problem
+
     def _write(self) -> None:
         self.data["cells"] = [c.to_json() for c in self.cells]
-        atomic_write(self.folder / "results.json", json.dumps(self.data, indent=1) + "\n")
+        text = json.dumps(self.data, indent=1) + "\n"
+        try:
+            atomic_write(self.folder / "results.json", text)
+        except OSError as exc:
+            kept = ("no complete file yet" if self._saved is None else
+                    f"kept the previous complete file with {self._saved} "
+                    f"cell{'s' if self._saved != 1 else ''}")
+            problem = f"results.json: {os_reason(exc)}; {kept}"
+            if self.lost.get("results.json", "").split(";")[0] != problem.split(";")[0]:
+                self.log(problem)
+            self.lost["results.json"] = problem
+            return
+        if self.lost.pop("results.json", None):
+            self.log(f"results.json: written again, with {len(self.cells)} cells")
+        self._saved = len(self.cells)
 
     def _point_latest(self) -> None:
         """reports/latest -> this run (replaced atomically)."""
@@ -99,31 +134,18 @@ class RunStore:
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    """A results.json, given the file or its run folder; ValueError if its names could
-    lead outside the run folder (they become folders and links)."""
+    """A results.json, given the file or its run folder, checked against the results
+    contract (validate.py); ResultsError (a ValueError) naming the file and the place
+    if it is damaged, OSError if it cannot be read."""
     if path.is_dir():
         path = path / "results.json"
-    data = json.loads(path.read_text())
-    check_names(data)
-    return data
+    return read_results(path)
 
 
 def check_names(data: Any) -> None:
-    """The run id and every cell's guest, backend and firmware are safe names, and a
-    cell's id is made of them: `report`, `merge`, `repro` and `--resume` write and copy
-    folders named after them, which must stay inside the run folder."""
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise ValueError("not a results.json: no list of cells")
-    if not safe_name(data.get("run_id")):
-        raise ValueError(f"run_id {data.get('run_id')!r}: a run id is {SAFE_NAME_RULE} "
-                         "characters")
-    for i, cell in enumerate(data["cells"]):
-        if not isinstance(cell, dict):
-            raise ValueError(f"cells[{i}] is not an object")
-        parts = [cell.get(k) for k in ("guest", "backend", "firmware")]
-        bad = next((p for p in parts if not safe_name(p)), None)
-        if bad is not None or not all(parts):
-            raise ValueError(f"cells[{i}]: {bad!r} is not a name ({SAFE_NAME_RULE} "
-                             "characters)")
-        if cell.get("id") != "/".join(parts):  # type: ignore[arg-type]
-            raise ValueError(f"cells[{i}]: id {cell.get('id')!r} is not guest/backend/firmware")
+    """ResultsError unless `data` keeps the results contract, names included: the run id
+    and every cell's guest, backend and firmware become folders that `report`, `merge`,
+    `repro` and `--resume` write, which must stay inside the run folder."""
+    found = check(data)
+    if found:
+        raise ResultsError("\n".join(f"{where}: {what}" for where, what in found))

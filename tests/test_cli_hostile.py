@@ -33,8 +33,9 @@ def refused(proc: subprocess.CompletedProcess, message: str) -> None:
 
 @pytest.fixture
 def matrix(tmp_path: Path) -> Path:
-    return write(tmp_path / "matrix.yaml", "guests: [linux-busybox-x86_64]\n"
-                                           "backends: [nvmm, tcg]\nfirmware: [bios]\n")
+    return write(tmp_path / "matrix.yaml",
+                 "guests: [linux-busybox-x86_64, linux-busybox-x86_64-pvh]\n"
+                 "backends: [nvmm, tcg]\nfirmware: [bios]\n")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -101,7 +102,8 @@ def test_out_on_a_read_only_filesystem_is_refused(tmp_path, matrix):
         refused(harness("run", "--matrix", str(matrix), *SKIPPED, "--out", str(ro / "x")),
                 "Read-only file system")
         run = tmp_path / "runs" / "r"
-        write(run / "results.json", json.dumps(results("r", "2026-11-21T00:00:00Z",
+        write(run / "results.json", json.dumps(results("20261121T000000Z-abcd",
+                                                       "2026-11-21T00:00:00Z",
                                                        {"g/tcg/bios": "pass"})))
         refused(harness("merge", str(run), "--out", str(ro)), "Read-only file system")
     finally:
@@ -117,14 +119,15 @@ def test_a_writable_out_still_runs(tmp_path, matrix):
 
 @pytest.mark.parametrize("field, value, message", [
     ("backend", "foo", "backend 'foo' is unknown here"),
-    ("firmware", "xyz", "today's guest file makes no such cell"),
+    ("firmware", "uefi", "today's guest file makes no such cell"),  # it offers bios only
     ("guest", "no-such-guest", "no guest file for 'no-such-guest'"),
 ])
 def test_repro_of_a_cell_today_s_files_cannot_make(tmp_path, matrix, field, value, message):
-    cell = {"guest": "linux-busybox-x86_64", "backend": "tcg", "firmware": "bios", field: value}
+    cell = {"guest": "linux-busybox-x86_64-pvh", "backend": "tcg", "firmware": "bios",
+            field: value}
     cid = "/".join(cell[k] for k in ("guest", "backend", "firmware"))
     run = tmp_path / "runs" / "r"
-    write(run / "results.json", json.dumps(results("r", "2026-11-21T00:00:00Z",
-                                                   {cid: "fail"})))
+    write(run / "results.json", json.dumps(results("20261121T000000Z-abcd",
+                                                   "2026-11-21T00:00:00Z", {cid: "fail"})))
     refused(harness("repro", cid, "--from", str(run), "--matrix", str(matrix),
                     "--guests", str(GUESTS), "--out", str(tmp_path / "out")), message)

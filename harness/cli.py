@@ -652,6 +652,10 @@ def cmd_repro(args: argparse.Namespace) -> int:
         _print_overlays(done.folder)
     print(done.summary())
     print(f"replays in {done.folder}")
+    if done.lost:
+        print("incomplete: the replay's folder could not be written in full:\n  "
+              + "\n  ".join(done.lost.values()), file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0 if done.ok else 1
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import fnmatch
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Replay:
     recorded: dict[str, Any]
     results: list[CellResult]
     folder: Path | None = None
+    lost: dict[str, str] = field(default_factory=dict)  # run folder files not written in full
 
     def reproduced(self, r: CellResult) -> bool:
         """Same verdict and the same last milestone reached."""
@@ -122,4 +123,4 @@ def replay(run: dict[str, Any], recorded: dict[str, Any], cell: Cell, out: Path,
         results.append(result)
         log(f"replay {n}: {result.verdict}" + (f" ({result.reason})" if result.reason else ""))
     finish_run(store)
-    return Replay(recorded, results, store.folder)
+    return Replay(recorded, results, store.folder, dict(store.lost))

@@ -91,10 +91,18 @@ def _vcpus(v: Any) -> int:
 
 
 def _regex(v: Any) -> re.Pattern[str]:
+    """A guest pattern: valid for `re`, and not one that may backtrack for ever where
+    RE2 cannot run it (`console/engine.py`)."""
+    from .console.engine import load_problem
+
     try:
-        return re.compile(_str(v))
+        pattern = re.compile(_str(v))
     except re.error as exc:
         raise _Bad(f"invalid regular expression: {exc}") from None
+    problem = load_problem(pattern)
+    if problem:
+        raise _Bad(problem)
+    return pattern
 
 
 def _sha256(v: Any) -> str:

@@ -277,3 +277,15 @@ def test_replay_of_a_slow_pattern_ends_with_a_message(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert ("harness: slow: milestone 'stuck' pattern took over 0.5 s on the console; "
             "simplify it (at byte 0 of the transcript)") in proc.stderr
+
+
+def test_without_re2_a_catastrophic_pattern_is_bounded_by_the_budget():
+    """A host without a google-re2 wheel (NetBSD): every pattern backtracks, within budget."""
+    ms = [Milestone("kernel", re.compile(r"Linux version \d")),
+          Milestone("stuck", re.compile(r"(a+)+$"))]
+    m = Matcher(ms, [], budget=0.2, use_re2=False)
+    assert [e.name for e in m.feed(b"Linux version 6.1\n", 0.0, 0).events] == ["kernel"]
+    started = time.monotonic()
+    with pytest.raises(PatternTimeout, match="milestone 'stuck' pattern"):
+        m.feed(b"a" * 5000 + b"b", 1.0, 1)
+    assert time.monotonic() - started < 5

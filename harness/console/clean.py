@@ -37,6 +37,10 @@ _CSI_STOP = re.compile(r"[^\x20-\x3f]")  # anything but parameter and intermedia
 _NF_STOP = re.compile(r"[^\x20-\x2f]")  # anything but intermediate bytes
 _STRING_STOP = re.compile(r"[\x07\x1b\n]")  # BEL, ESC (of ST, or a new sequence), the valve
 _STRINGS = frozenset("]PX^_")  # OSC, DCS, SOS, PM, APC
+# A whole sequence that the state machine below would drop, matched at once (it drops
+# exactly this span: the same final bytes, and strings without a newline).
+_WHOLE = re.compile(r"\x1b(?:\[[\x20-\x3f]*[\x40-\x7e]|[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)"
+                    r"|[\x20-\x2f]+[\x30-\x7e]|[\x30-\x4f\x51-\x57\x59\x5a\\\x60-\x7e])")
 
 
 class Cleaner:
@@ -68,10 +72,16 @@ class Cleaner:
             state = self._state
             if state == _TEXT:
                 j = text.find("\x1b", i)
+                while j != -1:  # the common case: short sequences, complete in this read
+                    out.append(text[i:j])
+                    m = _WHOLE.match(text, j)
+                    if m is None:
+                        break
+                    i = m.end()
+                    j = text.find("\x1b", i)
                 if j == -1:
                     out.append(text[i:])
                     break
-                out.append(text[i:j])
                 self._state, i = _ESC, j + 1
             elif state == _ESC:
                 c = text[i]

@@ -99,6 +99,8 @@ def _regex(v: Any) -> re.Pattern[str]:
         pattern = re.compile(_str(v))
     except re.error as exc:
         raise _Bad(f"invalid regular expression: {exc}") from None
+    except RecursionError:
+        raise _Bad("invalid regular expression: groups nested too deeply") from None
     problem = load_problem(pattern)
     if problem:
         raise _Bad(problem)

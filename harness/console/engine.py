@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import regex
 
-from .re2syntax import Translation, Untranslatable, nested_unbounded, translate
+from .re2syntax import Translation, Untranslatable, expanded_size, nested_unbounded, translate
 
 try:
     import re2 as _re2
@@ -35,6 +35,7 @@ except (ImportError, AttributeError):  # pragma: no cover - no google-re2 wheel 
 
 RE2 = _re2 is not None
 BUDGET = 0.5  # seconds of backtracking-engine time per read of the console
+MAX_SIZE = 100_000  # a pattern's size with its repeats expanded (the regex module's compile)
 
 
 class PatternTimeout(Exception):
@@ -99,13 +100,17 @@ class _RegexSearch(Search):
     engine = "regex"
 
     def __init__(self, pattern: re.Pattern[str], what: str) -> None:
-        flags = pattern.flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE)
-        if pattern.flags & re.ASCII:  # the only flag whose value differs between the two
-            flags |= regex.ASCII
-        self._regex = regex.compile(pattern.pattern, flags | regex.VERSION0)
+        self._pattern = pattern
+        self._regex: regex.Pattern[str] | None = None  # compiled on first use
         self._what = what
 
     def search(self, text: str, pos: int = 0, timeout: float = BUDGET) -> Found | None:
+        if self._regex is None:
+            flags = self._pattern.flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL
+                                           | re.VERBOSE)
+            if self._pattern.flags & re.ASCII:  # the one flag whose value differs
+                flags |= regex.ASCII
+            self._regex = regex.compile(self._pattern.pattern, flags | regex.VERSION0)
         try:
             m = self._regex.search(text, pos, timeout=max(timeout, 0.001))
         except TimeoutError:
@@ -123,7 +128,7 @@ def compile_pattern(pattern: re.Pattern[str], what: str = "",
         return fallback
     try:
         tr = translate(pattern)
-    except Untranslatable:
+    except (Untranslatable, RecursionError):
         return fallback
     compiled = _re2_compile(tr)
     return fallback if compiled is None else _RE2Search(compiled, tr, fallback)
@@ -147,10 +152,16 @@ def _re2_compile(tr: Translation) -> object | None:
 def load_problem(pattern: re.Pattern[str]) -> str | None:
     """Why a guest file may not carry `pattern`, or None: the same answer on every
     host (it does not depend on whether google-re2 is installed)."""
-    if not nested_unbounded(pattern):
-        return None
     try:
+        size = expanded_size(pattern)
+        if size > MAX_SIZE:
+            return (f"the pattern expands to more than {MAX_SIZE} steps (its repeat counts "
+                    f"multiply: {size}); use smaller counts")
+        if not nested_unbounded(pattern):
+            return None
         translate(pattern)
+    except RecursionError:
+        return "the pattern nests groups too deeply"
     except Untranslatable as exc:
         return (f"nested unbounded repeats (as in `(a+)+`) can take exponential time, and "
                 f"the pattern cannot run on RE2 ({exc}); remove the nesting or the "

@@ -95,6 +95,25 @@ def nested_unbounded(pattern: re.Pattern[str]) -> bool:
     return _nested(list(_p.parse(pattern.pattern, pattern.flags)), inside=False)
 
 
+def expanded_size(pattern: re.Pattern[str]) -> int:
+    """The pattern's nodes with each bounded repeat written out: what a compiler that
+    expands repeats (the regex module's) builds. `(a{1000}){1000}` is a million."""
+    if _p is None:
+        return 0
+    return _size(list(_p.parse(pattern.pattern, pattern.flags)))
+
+
+def _size(items: list) -> int:
+    total = 0
+    for op, av in items:
+        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):
+            lo, hi, body = av
+            total += max(1, _size(list(body))) * max(1, lo + 1 if hi == _c.MAXREPEAT else hi)
+        else:
+            total += 1 + sum(_size(list(sub)) for sub in _children(op, av))
+    return total
+
+
 def _nested(items: list, inside: bool) -> bool:
     for op, av in items:
         if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):

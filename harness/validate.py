@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .console.engine import load_problem
 from .yamlpos import LineDict, LineList, YamlError, load_file
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -93,8 +94,6 @@ def _vcpus(v: Any) -> int:
 def _regex(v: Any) -> re.Pattern[str]:
     """A guest pattern: valid for `re`, and not one that may backtrack for ever where
     RE2 cannot run it (`console/engine.py`)."""
-    from .console.engine import load_problem
-
     try:
         pattern = re.compile(_str(v))
     except re.error as exc:

@@ -13,8 +13,11 @@ once, by `compile_pattern`, into a `Search`:
   timeout: each search gets what is left of the caller's budget and a
   search that runs out raises `PatternTimeout`.
 
-Patterns that look catastrophic (`re2syntax.nested_unbounded`) and cannot
-go to RE2 are refused when the guest file is read (`load_problem`).
+When the guest file is read (`load_problem`), patterns that look
+catastrophic (`re2syntax.nested_unbounded`) and cannot go to RE2 are
+refused, and so are patterns whose repeats written out pass MAX_SIZE steps
+(the regex module's compiler writes them out: `(a{1000}){1000}` would take
+minutes and gigabytes before the first search).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from .backends.base import Launch, LaunchContext, LaunchError
 from .backends.media import overlays
 from .backends.process import SpawnError, VMProcess
 from .backends.qmp import QMP
+from .console.engine import PatternTimeout
 from .console.matcher import Event
 from .console.session import run_session
 from .console.tracker import BootTracker
@@ -118,8 +119,12 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
             screen = ScreenWatcher(launch.monitor, sockdir, folder, tracker, screen_log)
             screen.connect()
         with keys_while_booting() if ctx.interactive else nullcontext(None) as pressed:
-            outcome = run_session(vm, tracker, transcript, ctx.stop, ctx.on_event, screen,
-                                  pressed)
+            try:
+                outcome = run_session(vm, tracker, transcript, ctx.stop, ctx.on_event, screen,
+                                      pressed)
+            except PatternTimeout as exc:  # the guest file's fault: judged as an error
+                transcript.note(time.monotonic() - vm.started, str(exc))
+                return Attempt(None, str(exc), launch, time.monotonic() - started)
         if ctx.interactive and launch.monitor is not None:
             hand_over(vm, transcript, vm.started, qmp)
     finally:

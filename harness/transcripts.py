@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import knowledge
+from .console.engine import PatternTimeout
 from .console.matcher import Event, Matcher
 from .model import Guest, Milestone
 
@@ -23,7 +24,8 @@ _SENTINEL = Milestone("end of transcript", re.compile(r"(?!)"))
 
 
 class ReplayError(Exception):
-    """A replay request that names milestones the guest does not have."""
+    """A replay request that names milestones the guest does not have, or a pattern
+    that ran past its time budget on the transcript."""
 
 
 @dataclass
@@ -67,7 +69,11 @@ def replay(guest: Guest, data: bytes, milestones: Sequence[str] | None = None,
     out = Replay(checked=[m.name for m in text_ms if milestones is not None or not m.optional])
     cursor = 0  # the next milestone, moved on as the tracker would
     for i in range(0, len(data), chunk):
-        for ev in matcher.feed(data[i:i + chunk], float(i), cursor, source).events:
+        try:
+            events = matcher.feed(data[i:i + chunk], float(i), cursor, source).events
+        except PatternTimeout as exc:
+            raise ReplayError(f"{guest.id}: {exc} (at byte {i} of the transcript)") from None
+        for ev in events:
             if ev.kind == "milestone":
                 cursor = ev.index + 1
                 out.reached.append(ev.name)  # never the sentinel: it cannot match

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .console.engine import load_problem
 from .model import Quirk
 from .yamlpos import LineDict, LineList, YamlError, load_file
 
@@ -133,10 +134,18 @@ _retries = whole(0, MAX_RETRIES)
 
 
 def _regex(v: Any) -> re.Pattern[str]:
+    """A guest pattern: valid for `re`, and not one that may backtrack for ever where
+    RE2 cannot run it (`console/engine.py`)."""
     try:
-        return re.compile(_str(v))
+        pattern = re.compile(_str(v))
     except re.error as exc:
         raise _Bad(f"invalid regular expression: {exc}") from None
+    except RecursionError:
+        raise _Bad("invalid regular expression: groups nested too deeply") from None
+    problem = load_problem(pattern)
+    if problem:
+        raise _Bad(problem)
+    return pattern
 
 
 def _sha256(v: Any) -> str:

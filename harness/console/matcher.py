@@ -7,17 +7,21 @@ chunk is scanned once for the required literals of all patterns at once
 (`prefilter.py`), a pattern's regex runs only where one of its literals
 occurs, over the new text plus a bounded carry-over (for matches split
 across reads). Memory is bounded by the carry-over, whatever the guest
-prints.
+prints. Each regex runs through `engine.py` (RE2, or a backtracking engine
+with a time budget of BUDGET seconds per feed): a guest's pattern cannot
+freeze the harness; past the budget a feed raises `PatternTimeout`.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..model import FailureSignature, Milestone
 from .clean import Cleaner
+from .engine import BUDGET, Found, PatternTimeout, Search, compile_pattern
 from .literals import required_literals
 from .order import candidates, finished
 from .prefilter import Hits, Prefilter
@@ -70,17 +74,25 @@ class Matcher:
     """
 
     def __init__(self, milestones: Sequence[Milestone], failures: Sequence[FailureSignature],
-                 window: int = WINDOW, native: bool | None = None) -> None:
+                 window: int = WINDOW, native: bool | None = None,
+                 budget: float = BUDGET, use_re2: bool | None = None) -> None:
         self.milestones = tuple(milestones)
         self.failures = tuple(failures)
         self.window = window
+        self.budget = budget  # seconds of backtracking per feed, all patterns together
         n = len(self.milestones)
         # pattern ids: milestones 0..n-1 (None for needle/still ones), failures n..
-        self._regex: list[re.Pattern[str] | None] = [m.pattern for m in self.milestones]
-        self._regex += [f.pattern for f in self.failures]
+        regexes: list[re.Pattern[str] | None] = [m.pattern for m in self.milestones]
+        regexes += [f.pattern for f in self.failures]
+        names = [f"milestone {m.name!r} pattern" for m in self.milestones]
+        names += [f"failure signature {f.name!r} pattern" for f in self.failures]
+        self._regex: list[Search | None] = [
+            None if r is None else compile_pattern(r, name, use_re2)
+            for r, name in zip(regexes, names, strict=True)]
         self._fail_ids = tuple(range(n, n + len(self.failures)))
         self._prefilter = Prefilter(
-            [required_literals(r) if r is not None else () for r in self._regex], native)
+            [required_literals(r) if r is not None else () for r in regexes], native)
+        self._deadline = 0.0
         self._streams: dict[str, _Stream] = {}
         self._crashed = False
         self._reported: set[str] = set()
@@ -96,10 +108,20 @@ class Matcher:
         return self._stream(source).cleaner.feed(data)
 
     def feed(self, data: bytes, t: float, cursor: int, source: str = "serial") -> Feed:
-        """A read from `source` at time `t`, looking for milestones from `cursor` on."""
+        """A read from `source` at time `t`, looking for milestones from `cursor` on.
+
+        Raises `PatternTimeout` when the backtracking engine spends more than
+        the budget on this read: the cell cannot be judged on its patterns."""
         stream = self._stream(source)
         text = stream.cleaner.feed(data)
+        self._deadline = time.monotonic() + self.budget
         return Feed(self._match(stream, text, t, cursor, source), text)
+
+    def _search(self, regex: Search, buf: str, start: int) -> Found | None:
+        try:
+            return regex.search(buf, start, self._deadline - time.monotonic())
+        except PatternTimeout as exc:
+            raise PatternTimeout(exc.what, self.budget) from None
 
     def _match(self, stream: _Stream, text: str, t: float, cursor: int,
                source: str) -> list[Event]:
@@ -111,21 +133,21 @@ class Matcher:
         ms = self._find_milestone(stream, buf, hits, cursor, source)
         fl = self._find_failure(stream, buf, hits)
         while ms is not None or fl is not None:
-            if fl is not None and (ms is None or fl[0].start() < ms[0].start()):
+            if fl is not None and (ms is None or fl[0].start < ms[0].start):
                 m, sig = fl
-                stream.fail_from = max(m.end(), m.start() + 1)
+                stream.fail_from = max(m.end, m.start + 1)
                 if sig.name not in self._reported:
                     self._reported.add(sig.name)
-                    events.append(Event("failure", sig.name, t, m.group(0), fatal=sig.fatal))
+                    events.append(Event("failure", sig.name, t, m.text, fatal=sig.fatal))
                 if sig.fatal:
                     self._crashed = True
                     break
                 fl = self._find_failure(stream, buf, hits)
             else:
                 m, index = ms
-                stream.ms_from = max(m.end(), m.start() + 1)
+                stream.ms_from = max(m.end, m.start + 1)
                 milestone = self.milestones[index]
-                events.append(Event("milestone", milestone.name, t, m.group(0), index=index,
+                events.append(Event("milestone", milestone.name, t, m.text, index=index,
                                     send=milestone.send))
                 cursor = index + 1
                 if finished(self.milestones, cursor):
@@ -135,7 +157,7 @@ class Matcher:
         return events
 
     def _find_milestone(self, stream: _Stream, buf: str, hits: Hits, cursor: int,
-                        source: str) -> tuple[re.Match[str], int] | None:
+                        source: str) -> tuple[Found, int] | None:
         best = None
         start = stream.ms_from
         for index in candidates(self.milestones, cursor):
@@ -143,13 +165,13 @@ class Matcher:
             if (regex is None or self.milestones[index].source != source
                     or hits.first(index, start) == -1):
                 continue
-            m = regex.search(buf, start)
-            if m is not None and (best is None or m.start() < best[0].start()):
+            m = self._search(regex, buf, start)
+            if m is not None and (best is None or m.start < best[0].start):
                 best = (m, index)
         return best
 
     def _find_failure(self, stream: _Stream, buf: str,
-                      hits: Hits) -> tuple[re.Match[str], FailureSignature] | None:
+                      hits: Hits) -> tuple[Found, FailureSignature] | None:
         best = None
         start = stream.fail_from
         first = len(self.milestones)
@@ -158,8 +180,8 @@ class Matcher:
                 continue
             regex = self._regex[pid]
             assert regex is not None
-            m = regex.search(buf, start)
-            if m is not None and (best is None or m.start() < best[0].start()):
+            m = self._search(regex, buf, start)
+            if m is not None and (best is None or m.start < best[0].start):
                 best = (m, self.failures[pid - first])
         return best
 

@@ -7,11 +7,13 @@ importing each other.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import IO
 
 MAX_RAW = 256 << 20  # the raw transcript stops growing here (the log says so)
 TAIL = 64 << 10  # bytes of console text kept in memory for reports
+_CRLF = re.compile(r"\r+\n")
 
 
 class Transcript:
@@ -37,13 +39,14 @@ class Transcript:
         if not text:
             return
         stamp = f"[{t:9.3f}] "
-        lines = text.replace("\r\n", "\n").split("\n")
+        if "\r" in text:  # CRLF is a line end; a lone CR (a progress bar's) starts a line too
+            text = _CRLF.sub("\n", text).rstrip("\r").replace("\r", "\n")
+        lines = text.split("\n")
         out = []
         for i, line in enumerate(lines):
             last = i == len(lines) - 1
             if last and not line:
                 break
-            line = line.rstrip("\r")
             out.append((stamp if self._at_line_start else "") + line + ("" if last else "\n"))
             self._at_line_start = not last
         self.log.write("".join(out))

@@ -173,7 +173,7 @@ MATRIX_MAY_PASS = {"missing-backends", "empty", "backends-a-string", "expect-jav
 
 
 def cli_cases(root: Path, m: Path, run: Path) -> dict[str, list[str]]:
-    a_file = root / "a-file"  # the test writes it
+    a_file = root / "a-file"  # the test writes it, and makes the folder root/empty
     return {
         "run-out-is-a-file": ["run", "--matrix", str(m), "--out", str(a_file)],
         "run-out-under-a-file": ["run", "--matrix", str(m), "--out", str(a_file / "sub")],
@@ -205,8 +205,10 @@ def cli_cases(root: Path, m: Path, run: Path) -> dict[str, list[str]]:
                                          "--slots", "1", "--advertise", "echo"],
         "worker-scheduler-not-a-url": ["worker", "--scheduler", "$(touch pwned)", "--slots",
                                        "1", "--advertise", "echo"],
-        "repro-guest-not-in-guests": ["repro", "nothing/echo/bios", "--from", str(run),
-                                      "--matrix", str(m)],
+        "repro-cell-not-recorded": ["repro", "nothing/echo/bios", "--from", str(run),
+                                    "--matrix", str(m)],
+        "repro-guest-not-in-guests": ["repro", "e/echo/bios", "--from", str(run),
+                                      "--matrix", str(m), "--guests", str(root / "empty")],
         "repro-cell-glob-everything": ["repro", "*", "--from", str(run), "--matrix", str(m)],
         "repro-times-0": ["repro", "e/echo/bios", "--from", str(run), "--matrix", str(m),
                           "--times", "0"],
@@ -238,18 +240,18 @@ def cli_names() -> list[str]:
 
 
 # The option values these must refuse (exit 2); the others may also succeed.
-CLI_REFUSED = {"run-out-is-a-file", "run-out-under-a-file", "run-out-read-only-fs",
-               "run-out-missing-fs", "merge-out-is-a-file", "merge-out-read-only-fs",
-               "merge-out-missing-fs", "run-jobs-0", "run-jobs-huge", "run-retries-huge",
-               "run-retries-negative", "run-canary-ttl-nan",
-               "list-canary-ttl-inf", "probe-canary-ttl-negative", "run-shard-0-of-0",
-               "run-resume-a-file", "run-resume-missing", "run-matrix-a-folder",
-               "run-guests-a-file", "worker-slots-0", "worker-slots-negative",
-               "worker-scheduler-not-a-url", "repro-guest-not-in-guests", "repro-times-0",
-               "repro-from-missing", "report-history-0", "report-not-a-run",
-               "replay-log-missing", "replay-log-a-folder", "needle-negative",
-               "cache-prune-nonsense", "cache-import-a-file", "bisect-not-a-cell",
-               "bisect-max-runs-negative", "fetch-unknown-guest"}
+CLI_REFUSED = {"bisect-max-runs-negative", "bisect-not-a-cell", "cache-import-a-file",
+               "cache-prune-nonsense", "fetch-unknown-guest", "list-canary-ttl-inf",
+               "merge-out-is-a-file", "merge-out-missing-fs", "merge-out-read-only-fs",
+               "needle-negative", "probe-canary-ttl-negative", "replay-log-a-folder",
+               "replay-log-missing", "report-history-0", "report-not-a-run",
+               "repro-cell-not-recorded", "repro-from-missing", "repro-guest-not-in-guests",
+               "repro-times-0", "run-canary-ttl-nan", "run-guests-a-file", "run-jobs-0",
+               "run-jobs-huge", "run-matrix-a-folder", "run-out-is-a-file", "run-out-missing-fs",
+               "run-out-read-only-fs", "run-out-under-a-file", "run-resume-a-file",
+               "run-resume-missing", "run-retries-huge", "run-retries-negative",
+               "run-shard-0-of-0", "worker-scheduler-not-a-url", "worker-slots-0",
+               "worker-slots-negative"}
 
 
 def _cells(d: dict) -> list:
@@ -374,8 +376,7 @@ def _value(draw, kind: str, where: dict[str, Path]) -> str:
 
 
 @st.composite
-def command_lines(draw, where: dict[str, Path]) -> list[str]:
-    command = draw(st.sampled_from(sorted(OPTIONS)))
+def command_lines(draw, command: str, where: dict[str, Path]) -> list[str]:
     argv = [command]
     for slot in POSITIONAL.get(command, []):
         if slot == "GUEST":
@@ -392,8 +393,6 @@ def command_lines(draw, where: dict[str, Path]) -> list[str]:
             argv.append(str(draw(st.sampled_from(sorted(where.values())))))
     if command == "probe":
         argv.append("--no-canary")  # a canary boots a VM
-    if command == "worker":
-        argv += ["--scheduler", "tcp://127.0.0.1:1", "--advertise", "echo"]
     opts = OPTIONS[command]
     for name in draw(st.lists(st.sampled_from(sorted(opts)), max_size=4)) if opts else []:
         argv.append(name)

@@ -285,6 +285,7 @@ RESULTS_MUTATIONS: dict[str, object] = {
     "milestones-list-of-ints": _set(("cells", 0, "milestones"), [5]),
     "artifacts-list": _set(("cells", 0, "artifacts"), ["a"]),
     "artifact-outside": _set(("cells", 0, "artifacts", "console"), "../../../../etc/passwd"),
+    "artifact-not-a-string": _set(("cells", 0, "artifacts", "console"), True),
     "images-5": _set(("cells", 0, "images"), 5),
     "host-5": _set(("host",), 5),
     "schema-999": _set(("schema",), 999),
@@ -302,7 +303,7 @@ RESULTS_MUTATIONS: dict[str, object] = {
 }
 # The schema allows any artifact path (the pages and merge must confine it) and history
 # tolerates a duplicate cell (issue 14): refused or not, no traceback, nothing outside.
-RESULTS_MAY_PASS = {"artifact-outside", "duplicate-cell"}
+RESULTS_MAY_PASS = {"artifact-outside", "artifact-not-a-string", "duplicate-cell"}
 
 
 def damaged(real_run: Path, tmp_path: Path, case: str) -> Path:

@@ -222,9 +222,9 @@ def _parser() -> argparse.ArgumentParser:
     wk.add_argument("--slots", type=_count(1, MAX_JOBS), metavar="N",
                     help="cells at once (default: this host's cores)")
     wk.add_argument("--name", help="the worker's name (default: Dask's)")
-    wk.add_argument("--connect-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+    wk.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS",
                     help="give up when the scheduler cannot be reached (or is lost) for "
-                         "this long (default 60)")
+                         "this long (default 30, Dask's own connect timeout)")
     wk.add_argument("--advertise", metavar="B1,B2",
                     help="offer these backends without probing (for tests, or a host whose "
                          "probing is known)")

@@ -80,7 +80,7 @@ def worker_resources(backends: Sequence[str], slots: int) -> dict[str, float]:
 
 
 def serve(scheduler: str, backends: Sequence[str], slots: int, name: str | None,
-          connect_timeout: float = 60.0) -> None:
+          connect_timeout: float = 30.0) -> None:
     """Join the cluster and run cells until the scheduler goes away or Ctrl-C. A scheduler
     that cannot be reached for `connect_timeout` seconds (Dask's death timeout, at start or
     later) stops the worker: left alone, Dask would retry for ever."""

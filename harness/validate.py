@@ -90,12 +90,14 @@ class _Bad(Exception):
 def _str(v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise _Bad(f"expected a non-empty string, got {_kind(v)}")
-    return v
+    return _text(v)
 
 
 def _text(v: Any) -> str:
     if not isinstance(v, str):
         raise _Bad(f"expected a string, got {_kind(v)}")
+    if "\0" in v:  # a YAML escape ("\0") gets past the loader's check of the raw bytes
+        raise _Bad("a NUL character (\\0) has no place in a guest or matrix file")
     return v
 
 

@@ -201,8 +201,10 @@ def cli_cases(root: Path, m: Path, run: Path) -> dict[str, list[str]]:
                            "--advertise", "echo"],
         "worker-slots-negative": ["worker", "--scheduler", "tcp://127.0.0.1:1", "--slots",
                                   "-3", "--advertise", "echo"],
+        # the default gives up after 30 s (Dask alone retries for ever); the bound is 20 s
         "worker-unreachable-scheduler": ["worker", "--scheduler", "tcp://127.0.0.1:1",
-                                         "--slots", "1", "--advertise", "echo"],
+                                         "--slots", "1", "--advertise", "echo",
+                                         "--connect-timeout", "3"],
         "worker-scheduler-not-a-url": ["worker", "--scheduler", "$(touch pwned)", "--slots",
                                        "1", "--advertise", "echo"],
         "repro-cell-not-recorded": ["repro", "nothing/echo/bios", "--from", str(run),

@@ -12,17 +12,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, write
+from .test_config import GOOD
 
-GUEST = textwrap.dedent("""\
-    id: g1
-    os: linux
-    arch: x86_64
-    images:
-      kernel: {file: vmlinuz}
-    boot: {kernel: kernel, cmdline: "console=ttyS0"}
-    milestones:
-      - {name: kernel, pattern: 'Linux version'}
-    """)
+GUEST = GOOD  # a guest file that loads; each test breaks it in one place
 MATRIX = "guests: ['*']\nbackends: [tcg]\nfirmware: [bios]\n"
 BOMB = "".join(
     [f"l0: &l0 [{', '.join(['lol'] * 10)}]\n"]

@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                     "host and score how far each gets, from its console.",
         epilog="Exit status: 0 no cell failed, 1 a cell failed, 2 usage or configuration "
                "error, 3 the run folder is incomplete (a write failed), 130 interrupted. "
-               "Cache: $HARNESS_CACHE, else ~/.cache/guest-harness.",
+               "Cache: $HARNESS_CACHE, else ~/.cache/guest-harness on Linux and the "
+               "platform's user cache folder elsewhere.",
     )
     p.add_argument("--version", action="version", version=f"guest-harness {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -445,7 +446,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     gdb_port = _gdb_setup(cells) if args.gdb else None
     out = _out_dir("--out", args.out or args.matrix.parent / "reports")
     signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    if hasattr(signal, "SIGHUP"):  # POSIX only: Windows has no hang-up signal
+        signal.signal(signal.SIGHUP, _terminate)
     progress = Progress(live=False) if args.interactive else Progress()
     options = RunOptions(
         out=out, cache=Cache(verify=args.verify_cache), jobs=args.jobs or matrix.jobs,

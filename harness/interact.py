@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import sys
-import termios
 import time
-import tty
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from .backends.process import VMProcess
 from .backends.qmp import QMP, QMPError
 from .console.transcript import Transcript
+
+if TYPE_CHECKING:  # the pty process needs pexpect: imported where a VM is spawned
+    from .backends.process import VMProcess
 
 ESCAPE = b"\x1d"  # Ctrl-]
 MONITOR = b"\x1c"  # Ctrl-\
@@ -37,9 +37,18 @@ def stdin_is_tty() -> bool:
 
 @contextlib.contextmanager
 def keys_while_booting() -> Iterator[Callable[[], bool]]:
-    """While a cell boots: a check whether the user pressed Ctrl-] (cbreak mode)."""
+    """While a cell boots: a check whether the user pressed Ctrl-] (cbreak mode on POSIX,
+    the console's own key queue on Windows, which has no termios)."""
     if not stdin_is_tty():
         yield lambda: False
+        return
+    try:
+        import select
+        import termios
+        import tty
+    except ImportError:
+        with _windows_keys() as pressed:
+            yield pressed
         return
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
@@ -55,6 +64,23 @@ def keys_while_booting() -> Iterator[Callable[[], bool]]:
         yield pressed
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextlib.contextmanager
+def _windows_keys() -> Iterator[Callable[[], bool]]:
+    try:
+        import msvcrt
+    except ImportError:  # neither POSIX nor Windows: Ctrl-C still stops the run
+        yield lambda: False
+        return
+
+    def pressed() -> bool:
+        while msvcrt.kbhit():
+            if msvcrt.getch() == ESCAPE:
+                return True
+        return False
+
+    yield pressed
 
 
 class _MonitorKeys:

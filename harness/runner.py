@@ -26,11 +26,9 @@ from . import knowledge
 from .backends import registry
 from .backends.base import Launch, LaunchContext, LaunchError
 from .backends.media import overlays
-from .backends.process import SpawnError, VMProcess
 from .backends.qmp import QMP
 from .console.engine import PatternTimeout
 from .console.matcher import Event
-from .console.session import run_session
 from .console.tracker import BootTracker
 from .console.transcript import Transcript
 from .interact import hand_over, keys_while_booting
@@ -90,6 +88,11 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
 def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
             started: float) -> Attempt:
     """The VM on its pty, its console through the tracker, until an outcome."""
+    # imported here, not at the top: the pty process needs pexpect (POSIX only), and
+    # `harness list` and `probe` import this module without spawning anything
+    from .backends.process import SpawnError, VMProcess
+    from .console.session import run_session
+
     folder = ctx.folder
     try:
         vm = VMProcess(launch.argv, folder / "vmm.stderr", launch.monitor)

@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import knowledge
 from ..model import BackendInfo
+from . import hostfacts
 
 AVAILABLE, UNUSABLE, MISSING = "available", "unusable", "missing"
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "i686": "i386", "i586": "i386",
@@ -50,23 +51,16 @@ def normalize_arch(machine: str) -> str:
 
 @functools.cache
 def host_facts() -> HostFacts:
-    cpu, flags = platform.processor() or "", ()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            info = f.read(65536)
-        if m := re.search(r"^model name\s*:\s*(.+)$", info, re.M):
-            cpu = m.group(1).strip()
-        if m := re.search(r"^flags\s*:\s*(.+)$", info, re.M):
-            wanted = {"vmx", "svm", "hypervisor", "lm", "sse4_2", "avx", "avx2", "rdrand"}
-            flags = tuple(sorted(set(m.group(1).split()) & wanted))
-    except OSError:
-        pass
+    """OS and kernel from `platform`; the CPU from the host's own sources (hostfacts)."""
+    system = platform.system()
+    cpu, flags = hostfacts.cpu_identity(system, hostfacts.read_text, hostfacts.sysctl,
+                                        os.environ)
     return HostFacts(
-        os=platform.system(),
+        os=system,
         arch=normalize_arch(platform.machine()),
         kernel=platform.release(),
         hostname=socket.gethostname(),
-        cpu=cpu,
+        cpu=cpu or platform.processor() or "",
         cpu_flags=flags,
     )
 

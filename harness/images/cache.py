@@ -10,7 +10,6 @@ half-written blob under its final name.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -21,6 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import platformdirs
+from filelock import FileLock
 
 from ..files import CHUNK, atomic_write, os_reason, sha256_file
 
@@ -48,19 +50,18 @@ class BlobWriter:
 
 
 def default_root() -> Path:
-    """$HARNESS_CACHE, else the platform's user cache folder."""
+    """$HARNESS_CACHE, else the platform's user cache folder (platformdirs). On Linux
+    that is $XDG_CACHE_HOME/guest-harness or ~/.cache/guest-harness, as it always was:
+    run folders and repro scripts written earlier name it."""
     env = os.environ.get("HARNESS_CACHE")
     if env:
         return Path(env).expanduser()
-    system = platform.system()
-    home = Path.home()
-    if system == "Darwin":
-        return home / "Library" / "Caches" / "guest-harness"
-    if system == "Windows":
-        base = os.environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
-        return Path(base) / "guest-harness" / "Cache"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else home / ".cache") / "guest-harness"
+    if platform.system() == "Linux":
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        return (Path(xdg) if xdg else Path.home() / ".cache") / "guest-harness"
+    # macOS ~/Library/Caches/guest-harness, Windows %LOCALAPPDATA%\guest-harness\Cache,
+    # the BSDs $XDG_CACHE_HOME or ~/.cache
+    return Path(platformdirs.user_cache_dir("guest-harness", appauthor=False))
 
 
 
@@ -281,11 +282,9 @@ class Cache:
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        """An exclusive lock between harness processes sharing this cache."""
+        """An exclusive lock between harness processes (and threads) sharing this cache:
+        `filelock` takes flock on POSIX and msvcrt.locking on Windows, so the cache
+        needs no `fcntl` to import. The lock file stays, as it did with flock."""
         path = self.sub("locks") / (hashlib.sha256(name.encode()).hexdigest()[:24] + ".lock")
-        with path.open("a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with FileLock(path):
+            yield

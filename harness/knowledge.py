@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import validate, yamlpos
-from .model import ArchInfo, BackendInfo, FailureSignature, Guest, Quirk
+from .model import (
+    ArchInfo,
+    BackendInfo,
+    CheckAnswer,
+    FailureSignature,
+    Guest,
+    HostCheck,
+    Quirk,
+)
 
 T = TypeVar("T")
 
@@ -67,6 +75,37 @@ def _strs(mapping: dict[str, Any] | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (mapping or {}).items()}
 
 
+_CHECK_KINDS = ("device", "file", "program", "sysctl", "command")
+_STATUSES = ("missing", "unusable", "unknown")
+
+
+def _check(d: dict[str, Any]) -> HostCheck:
+    """One entry of a backend's `checks:`: exactly one of the kinds names its target."""
+    kinds = [k for k in _CHECK_KINDS if k in d]
+    if len(kinds) != 1:
+        raise ValueError(f"a check names one of {', '.join(_CHECK_KINDS)}, not {kinds or 'none'}")
+    kind = kinds[0]
+    target = d[kind]
+    answers = tuple(CheckAnswer(re.compile(a["pattern"], re.M), str(a["status"]), str(a["reason"]))
+                    for a in d.get("answers", ()))
+    if bad := [a.status for a in answers if a.status not in _STATUSES]:
+        raise ValueError(f"answer status {bad[0]!r} is not one of {', '.join(_STATUSES)}")
+    if d.get("fails_as", "unusable") not in _STATUSES[:2]:
+        raise ValueError(f"fails_as {d['fails_as']!r} is not missing or unusable")
+    if d.get("access", "rw") not in ("rw", "r", "exists"):
+        raise ValueError(f"access {d['access']!r} is not rw, r or exists")
+    if kind == "command":
+        re.compile(str(d.get("expect", "")))
+    return HostCheck(kind=kind,
+                     target=tuple(str(x) for x in target) if isinstance(target, list)
+                     else (str(target),),
+                     expect=str(d.get("value", d.get("expect", ""))),
+                     access=str(d.get("access", "rw")), fix=str(d.get("fix", "")),
+                     denied=str(d.get("denied", "")),
+                     fails_as=str(d.get("fails_as", "unusable")), answers=answers,
+                     optional=bool(d.get("optional", False)))
+
+
 @functools.cache
 def backends() -> dict[str, BackendInfo]:
     return _entries("backends.yaml", _backend)
@@ -83,9 +122,8 @@ def _backend(name: str, d: dict[str, Any]) -> BackendInfo:
         description=d["description"],
         hardware=bool(d["hardware"]),
         host_os=tuple(d.get("host_os", ())),
-        device=_strs(d.get("device")),
-        host_file=_strs(d.get("host_file")),
-        sysctl=_strs(d["sysctl"]) if d.get("sysctl") else None,
+        checks={str(os_): tuple(_check(c) for c in items)
+                for os_, items in (d.get("checks") or {}).items()},
         qemu_before=d.get("qemu_before"),
         accel_opts=_strs(d.get("accel_opts")),
         smp_accel_opts=_strs(d.get("smp_accel_opts")),

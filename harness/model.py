@@ -109,6 +109,34 @@ class Quirk:
 
 
 @dataclass(frozen=True)
+class CheckAnswer:
+    """A known output of a host check's command and what it means for a porter."""
+
+    pattern: re.Pattern[str]
+    status: str  # missing | unusable | unknown (the check cannot tell; the next ones decide)
+    reason: str
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """One thing a backend's probe checks on one host OS (backends.yaml `checks`)."""
+
+    kind: str  # device | file | program | sysctl | command
+    target: tuple[str, ...]  # the path, program or sysctl name; a command's argv
+    expect: str = ""  # sysctl: the value it must read; command: a regex its output matches
+    access: str = "rw"  # device: rw | r (opens that way) | exists
+    fix: str = ""  # what a porter does when the check fails
+    denied: str = ""  # device: what to do when opening it is refused
+    fails_as: str = "unusable"  # command: the status when it fails with no known answer
+    answers: tuple[CheckAnswer, ...] = ()
+    optional: bool = False  # command: skipped when its program is not on PATH
+
+    @property
+    def what(self) -> str:
+        return " ".join(self.target)
+
+
+@dataclass(frozen=True)
 class BackendInfo:
     """One entry of data/backends.yaml: a backend as the harness knows it."""
 
@@ -121,9 +149,7 @@ class BackendInfo:
     quirk_fields: tuple[str, ...] = ()  # the Quirk fields this backend can apply
     accel: str = ""  # QEMU's -accel name (qemu kind only)
     host_os: tuple[str, ...] = ()
-    device: dict[str, str] = field(default_factory=dict)
-    host_file: dict[str, str] = field(default_factory=dict)
-    sysctl: dict[str, str] | None = None
+    checks: dict[str, tuple[HostCheck, ...]] = field(default_factory=dict)  # per host OS
     qemu_before: str | None = None
     accel_opts: dict[str, str] = field(default_factory=dict)
     smp_accel_opts: dict[str, str] = field(default_factory=dict)

@@ -21,7 +21,7 @@ def host(**kw) -> HostFacts:
 
 def fake_qemu(monkeypatch, version="7.2.0", accels=("tcg", "kvm", "nvmm", "hax", "whpx", "hvf")):
     info = QemuInfo("qemu-system-x86_64", "/usr/bin/qemu-system-x86_64", version, frozenset(accels))
-    monkeypatch.setattr(qemu, "qemu_info", lambda binary: info)
+    monkeypatch.setattr(qemu, "qemu_info", lambda binary, io=None: info)
 
 
 def test_this_host_tcg_is_available_and_others_have_reasons():
@@ -44,14 +44,18 @@ def test_wrong_host_os(monkeypatch):
 def test_missing_and_unopenable_device_nodes(monkeypatch, tmp_path):
     fake_qemu(monkeypatch)
     b = probes.knowledge.backends()
-    monkeypatch.setitem(b, "nvmm", dataclasses.replace(b["nvmm"], device={"NetBSD": str(
-        tmp_path / "nvmm")}))
+    node = str(tmp_path / "nvmm")
+    check = dataclasses.replace(b["nvmm"].checks["NetBSD"][0], target=(node,))
+    monkeypatch.setitem(b, "nvmm", dataclasses.replace(b["nvmm"], checks={"NetBSD": (check,)}))
     p = static_probe("nvmm", host(os="NetBSD"))
     assert p.status == MISSING
-    assert p.reason == f"no {tmp_path / 'nvmm'} (is the nvmm driver loaded?)"
-    (tmp_path / "nvmm").mkdir()  # exists, but cannot be opened read-write
+    assert p.reason.startswith(f"{node} missing: load the nvmm module (modload nvmm")
+    (tmp_path / "nvmm").mkdir()  # exists, but a directory is no device: it opens, read-only
+    assert static_probe("nvmm", host(os="NetBSD")).status == "available"
+    check = dataclasses.replace(check, access="rw")  # read-write it cannot be opened
+    monkeypatch.setitem(b, "nvmm", dataclasses.replace(b["nvmm"], checks={"NetBSD": (check,)}))
     p = static_probe("nvmm", host(os="NetBSD"))
-    assert p.status == UNUSABLE and "cannot be opened" in p.reason
+    assert (p.status, p.reason) == (UNUSABLE, f"{node} cannot be opened read-write: Is a directory")
 
 
 def test_accelerator_not_compiled_in_and_removed_versions(monkeypatch):
@@ -64,16 +68,17 @@ def test_accelerator_not_compiled_in_and_removed_versions(monkeypatch):
                                                 "this QEMU is 8.2.0")
 
 
-def test_platform_file_and_sysctl(monkeypatch, tmp_path):
+def test_platform_feature_and_sysctl(monkeypatch, tmp_path):
+    """The real HostIO runs the checks' programs from PATH (here: fakes of them)."""
     fake_qemu(monkeypatch)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     p = static_probe("whpx", host(os="Windows"))
-    assert p.status == MISSING and "WinHvPlatform.dll not found" in p.reason
+    assert (p.status, p.reason) == (MISSING, "powershell not found on PATH")
     fake = tmp_path / "sysctl"
     fake.write_text("#!/bin/sh\n[ \"$2\" = kern.hv_support ] && echo 0\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     p = static_probe("hvf", host(os="Darwin"))
-    assert p.status == MISSING and p.reason == "sysctl kern.hv_support is 0, needs 1"
+    assert p.status == MISSING and p.reason.startswith("sysctl kern.hv_support is 0, needs 1: ")
     fake.write_text("#!/bin/sh\necho 1\n")
     assert static_probe("hvf", host(os="Darwin")).status == "available"
 

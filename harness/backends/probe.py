@@ -3,9 +3,9 @@
 The pieces every backend's static probe is made of (the probes themselves
 are the backends', see `registry.static_probe`): the host's OS and CPU, a
 QEMU binary's version and accelerators, a tool answering its version
-question, a device node that opens, a platform library, a sysctl. They take
-well under two seconds. Whether a hardware accelerator really runs a guest
-is the canary's job (`harness/canary.py`).
+question, and the host checks of `hostcheck` (device nodes, files,
+sysctls, commands). They take well under two seconds. Whether a hardware
+accelerator really runs a guest is the canary's job (`harness/canary.py`).
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ import functools
 import os
 import platform
 import re
-import shutil
 import socket
-import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import knowledge
 from ..model import BackendInfo
 from . import hostfacts
+from .hostcheck import AVAILABLE as AVAILABLE  # the statuses, for who imports them from here
+from .hostcheck import MISSING as MISSING
+from .hostcheck import REAL, Finding, HostIO, run_checks
+from .hostcheck import UNUSABLE as UNUSABLE
 
-AVAILABLE, UNUSABLE, MISSING = "available", "unusable", "missing"
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "i686": "i386", "i586": "i386",
                  "x86": "i386", "arm64": "aarch64", "ppc64el": "ppc64le"}
 
@@ -74,22 +75,33 @@ class QemuInfo:
     error: str | None = None
 
 
+ACCEL_HEADER = "Accelerators supported in QEMU binary:"
+
+
+def parse_accels(text: str) -> frozenset[str]:
+    """The accelerators `-accel help` lists: one a line after QEMU's header (any
+    warning before it and Windows line ends are ignored)."""
+    lines = text.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.strip() == ACCEL_HEADER), None)
+    if at is None:
+        return frozenset()
+    return frozenset(w.strip() for w in lines[at + 1:] if re.fullmatch(r"\s*\w+\s*", w))
+
+
 @functools.cache
-def qemu_info(binary: str) -> QemuInfo:
+def qemu_info(binary: str, io: HostIO | None = None) -> QemuInfo:
     """Where `binary` is, its version and the accelerators compiled into it."""
-    path = shutil.which(binary)
+    io = io or REAL
+    path = io.which(binary)
     if path is None:
         return QemuInfo(binary, None, None, error=f"{binary} not found on PATH")
-    try:
-        ver = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
-        acc = subprocess.run([path, "-accel", "help"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return QemuInfo(binary, path, None, error=f"{binary} does not run: {exc}")
-    m = re.search(r"version (\d+\.\d+(?:\.\d+)?)", ver.stdout)
-    accels = frozenset(
-        line.strip() for line in acc.stdout.splitlines()[1:] if re.fullmatch(r"\s*\w+\s*", line)
-    )
-    return QemuInfo(binary, path, m.group(1) if m else None, accels)
+    ver = io.run([binary, "--version"], timeout=10)
+    acc = io.run([binary, "-accel", "help"], timeout=10)
+    if ver.status is None or acc.status is None:
+        why = ver.output if ver.status is None else acc.output
+        return QemuInfo(binary, path, None, error=f"{binary} does not run: {why}")
+    m = re.search(r"version (\d+\.\d+(?:\.\d+)?)", ver.output)
+    return QemuInfo(binary, path, m.group(1) if m else None, parse_accels(acc.output))
 
 
 def version_tuple(v: str) -> tuple[int, ...]:
@@ -121,53 +133,30 @@ def host_binary(host: HostFacts) -> str | None:
 
 
 @functools.cache
-def tool_version(binary: str, args: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
+def tool_version(binary: str, args: tuple[str, ...],
+                 io: HostIO | None = None) -> tuple[str | None, str | None, str | None]:
     """(path, version, error) of a VMM's tool: `args` are its arguments, then a regex."""
-    path = shutil.which(binary)
+    io = io or REAL
+    path = io.which(binary)
     if path is None:
         return None, None, f"{binary} not found on PATH"
     if not args:
         return path, None, None
     *argv, pattern = args
-    try:
-        proc = subprocess.run([path, *argv], capture_output=True, text=True, timeout=15,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return path, None, f"{binary} {' '.join(argv)} does not run: {exc}"
-    out = proc.stdout + proc.stderr
-    m = re.search(pattern, out, re.M)
+    ran = io.run([binary, *argv])
+    if ran.status is None:
+        return path, None, ran.output
+    m = re.search(pattern, ran.output, re.M)
     if m is None:
-        tail = (out.strip().splitlines() or ["no output"])[-1][:160]
-        return path, None, (f"`{binary} {' '.join(argv)}` exited {proc.returncode} without "
+        tail = (ran.output.strip().splitlines() or ["no output"])[-1][:160]
+        return path, None, (f"`{binary} {' '.join(argv)}` exited {ran.status} without "
                             f"the expected answer: {tail}")
     return path, m.group(1), None
 
 
-def host_checks(b: BackendInfo, host: HostFacts) -> tuple[str, str] | None:
-    device = b.device.get(host.os)
-    if device:
-        if host.os != "Windows" and not os.path.exists(device):
-            return MISSING, f"no {device} (is the {b.name} driver loaded?)"
-        try:
-            fd = os.open(device, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
-            os.close(fd)
-        except PermissionError:
-            return UNUSABLE, f"{device} exists but cannot be opened read-write (permission denied)"
-        except OSError as exc:
-            return UNUSABLE, f"{device} cannot be opened: {exc.strerror}"
-    path = b.host_file.get(host.os)
-    if path and not os.path.exists(path):
-        return MISSING, f"{path} not found (is the {b.description} feature enabled?)"
-    if b.sysctl:
-        try:
-            out = subprocess.run(["sysctl", "-n", b.sysctl["name"]], capture_output=True,
-                                 text=True, timeout=5).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return MISSING, f"cannot read sysctl {b.sysctl['name']}: {exc}"
-        if out != b.sysctl["value"]:
-            name, value = b.sysctl["name"], b.sysctl["value"]
-            return MISSING, f"sysctl {name} is {out or 'unset'}, needs {value}"
-    return None
+def host_checks(b: BackendInfo, host: HostFacts, io: HostIO | None = None) -> Finding:
+    """Backend `b`'s checks for the host's OS (data/backends.yaml `checks`)."""
+    return run_checks(b.checks.get(host.os, ()), io)
 
 
 def foreign_arch(b: BackendInfo, guest_arch: str, host: HostFacts) -> str | None:

@@ -22,6 +22,7 @@ from .probe import (
     AVAILABLE,
     MISSING,
     HostFacts,
+    HostIO,
     Probe,
     foreign_arch,
     host_binary,
@@ -44,14 +45,15 @@ def why_not(cell: Cell) -> str | None:
     return None
 
 
-def probe(info: BackendInfo, host: HostFacts) -> Probe:
-    """QEMU for the host's architecture, its version, the accelerator compiled in."""
+def probe(info: BackendInfo, host: HostFacts, io: HostIO | None = None) -> Probe:
+    """QEMU for the host's architecture, its version, the accelerator compiled in, then
+    the host's checks (backends.yaml `checks`)."""
     name = info.name
     binary = host_binary(host)
     if binary is None:
         return Probe(name, MISSING, f"no QEMU target for host architecture {host.arch}",
                      info.hardware)
-    q = qemu_info(binary)
+    q = qemu_info(binary, io)
     if q.error:
         pkg = knowledge.arches()[host.arch].package
         return Probe(name, MISSING, f"{q.error} (Debian package {pkg})", info.hardware, binary)
@@ -63,12 +65,13 @@ def probe(info: BackendInfo, host: HostFacts) -> Probe:
         return Probe(name, MISSING, f"accelerator {info.accel!r} is not compiled into {binary} "
                      f"{q.version} (it has: {', '.join(sorted(q.accels)) or 'none'})",
                      info.hardware, q.path, q.version)
-    problem = host_checks(info, host)
-    if problem:
-        return Probe(name, problem[0], problem[1], info.hardware, q.path, q.version)
+    found = host_checks(info, host, io)
+    if found.status:
+        return Probe(name, found.status, found.reason + found.suffix(), info.hardware, q.path,
+                     q.version)
     reason = ("static checks passed; whether it runs guests is the canary's to say"
               if info.hardware else "software emulation needs no hardware")
-    return Probe(name, AVAILABLE, reason, info.hardware, q.path, q.version)
+    return Probe(name, AVAILABLE, reason + found.suffix(), info.hardware, q.path, q.version)
 
 
 def runs_arch(info: BackendInfo, guest_arch: str, host: HostFacts) -> str | None:

@@ -22,7 +22,7 @@ from .. import knowledge
 from ..model import BackendInfo, Cell
 from . import tool
 from .base import Launch, LaunchContext
-from .probe import MISSING, HostFacts, Probe, host_facts
+from .probe import MISSING, HostFacts, HostIO, Probe, host_facts
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class Backend:
     def build_launch(self, cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Launch:
         return self.module.build_launch(cell, images, ctx)
 
-    def probe(self, host: HostFacts) -> Probe:
-        return getattr(self.module, "probe", tool.probe)(self.info, host)
+    def probe(self, host: HostFacts, io: HostIO | None = None) -> Probe:
+        return getattr(self.module, "probe", tool.probe)(self.info, host, io)
 
     def runs_arch(self, guest_arch: str, host: HostFacts) -> str | None:
         return getattr(self.module, "runs_arch", tool.runs_arch)(self.info, guest_arch, host)
@@ -74,14 +74,15 @@ def names() -> list[str]:
     return list(knowledge.backends())
 
 
-def static_probe(name: str, host: HostFacts | None = None) -> Probe:
-    """Everything about backend `name` that can be known without booting."""
+def static_probe(name: str, host: HostFacts | None = None, io: HostIO | None = None) -> Probe:
+    """Everything about backend `name` that can be known without booting (`io`: what
+    the host's tools answer; tests pass recorded outputs)."""
     host = host or host_facts()
     b = knowledge.backends()[name]
     if b.host_os and host.os not in b.host_os:
         return Probe(name, MISSING, f"{b.description} runs on {', '.join(b.host_os)}; "
                      f"this host runs {host.os}", b.hardware)
-    return get(name).probe(host)
+    return get(name).probe(host, io)
 
 
 def runs_arch(name: str, guest_arch: str, host: HostFacts | None = None) -> str | None:

@@ -18,6 +18,7 @@ from .probe import (
     MISSING,
     UNUSABLE,
     HostFacts,
+    HostIO,
     Probe,
     foreign_arch,
     host_checks,
@@ -25,21 +26,22 @@ from .probe import (
 )
 
 
-def probe(info: BackendInfo, host: HostFacts) -> Probe:
-    """The tool on PATH answering, then its device or file."""
+def probe(info: BackendInfo, host: HostFacts, io: HostIO | None = None) -> Probe:
+    """The tool on PATH answering, then the host's checks (backends.yaml `checks`)."""
     assert info.binary is not None, f"{info.name}: backends.yaml names no binary"
-    path, version, error = tool_version(info.binary, info.version)
+    path, version, error = tool_version(info.binary, info.version, io)
     if path is None:
         return Probe(info.name, MISSING, f"{error} ({info.package})", info.hardware)
     if error:
         return Probe(info.name, UNUSABLE, error, info.hardware, path)
-    problem = host_checks(info, host)
-    if problem:
-        return Probe(info.name, problem[0], problem[1], info.hardware, path, version)
+    found = host_checks(info, host, io)
+    if found.status:
+        return Probe(info.name, found.status, found.reason + found.suffix(), info.hardware,
+                     path, version)
     reason = ("static checks passed; whether it runs guests is the canary's to say"
               if info.hardware
               else f"{info.binary} {version or ''} runs in software".replace("  ", " "))
-    return Probe(info.name, AVAILABLE, reason, info.hardware, path, version)
+    return Probe(info.name, AVAILABLE, reason + found.suffix(), info.hardware, path, version)
 
 
 def runs_arch(info: BackendInfo, guest_arch: str, host: HostFacts) -> str | None:

@@ -254,3 +254,54 @@ def test_the_watchdog_refuses_bad_arguments():
         proc = subprocess.run([sys.executable, "-I", "-S", script, *argv],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, argv
+
+
+class FakeKernel32:
+    """Records the Job Object calls (the real ones exist on Windows only)."""
+
+    def __init__(self, fail: str = "") -> None:
+        self.calls: list[tuple] = []
+        self.fail = fail
+        for name in ("CreateJobObjectW", "SetInformationJobObject", "OpenProcess",
+                     "AssignProcessToJobObject", "CloseHandle"):
+            setattr(self, name, self._call(name))
+
+    def _call(self, name: str):
+        def call(*args):
+            self.calls.append((name, *args))
+            if name == self.fail:
+                return 0
+            return {"CreateJobObjectW": 1000, "OpenProcess": 2000}.get(name, 1)
+
+        class Fn:  # takes restype/argtypes like a ctypes function
+            __call__ = staticmethod(call)
+
+        return Fn()
+
+
+@pytest.mark.parametrize("fail", ["", "AssignProcessToJobObject"])
+def test_the_windows_guard_makes_a_kill_on_close_job_and_assigns_the_vm(monkeypatch, fail):
+    """The call sequence with a stand-in kernel32; whether Windows then ends the VM with
+    the harness is not testable here (no Windows host was used)."""
+    kernel32 = FakeKernel32(fail)
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, **kw: kernel32, raising=False)
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: 5, raising=False)
+    monkeypatch.setattr(ctypes, "FormatError", lambda code: "Access is denied.", raising=False)
+    monkeypatch.setattr(vm_guard, "_JOB", None)
+    guard = vm_guard.JobGuard()
+    name, job, klass, info, size = kernel32.calls[1]
+    assert kernel32.calls[0][0] == "CreateJobObjectW"
+    assert (name, job, klass) == ("SetInformationJobObject", 1000, 9)
+    assert info._obj.BasicLimitInformation.LimitFlags == 0x2000
+    assert size == ctypes.sizeof(vm_guard.job_structures()[2])
+    if fail:
+        with pytest.raises(vm_guard.GuardError,
+                           match=r"cannot assign process 42 to its job: Access is denied\."):
+            guard.arm(42)
+    else:
+        guard.arm(42)
+    assert kernel32.calls[2:] == [("OpenProcess", 0x0101, False, 42),
+                                  ("AssignProcessToJobObject", 1000, 2000),
+                                  ("CloseHandle", 2000)]
+    vm_guard.JobGuard()  # one job per harness process
+    assert [c[0] for c in kernel32.calls].count("CreateJobObjectW") == 1

@@ -23,6 +23,9 @@ between its fork and exec, `arm` once it runs, `release` once it is gone):
 One watchdog per VM rather than one per run: a watchdog that cannot start is
 that cell's error alone (retried like any host fault), its life is exactly the
 VM's, and there is no shared registry to keep consistent across threads.
+kqueue's NOTE_EXIT (BSD, macOS) could watch the harness's pid instead of a
+pipe; the pipe's end of file already works on every POSIX host and cannot be
+fooled by a reused pid, so one mechanism serves them all.
 Nothing here but the standard library, so the watchdog runs as a bare script;
 `subprocess` and `ctypes` are imported when a guard is made, not at import (the
 CLI checks $HARNESS_VM_GUARD at start-up on every host).
@@ -35,6 +38,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 
 VARIABLE = "HARNESS_VM_GUARD"
 KINDS = ("pdeathsig", "portable")
@@ -48,7 +52,7 @@ class GuardError(Exception):
     """The guard cannot be set up: the cell is the host's error, never the guest's."""
 
 
-def selected(env: dict[str, str] | os._Environ[str] | None = None) -> str:
+def selected(env: Mapping[str, str] | None = None) -> str:
     """The guard $HARNESS_VM_GUARD asks for, else this host's default.
 
     Raises ValueError with a usage message for a value that is not a guard here.

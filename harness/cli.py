@@ -319,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     atexit.register(_kill_all)
     try:
+        _check_vm_guard()
         return {"run": cmd_run, "list": cmd_list, "probe": cmd_probe, "fetch": cmd_fetch,
                 "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro,
                 "merge": cmd_merge, "worker": cmd_worker,
@@ -377,6 +378,17 @@ def _kill_all() -> None:
     process = sys.modules.get(f"{__package__}.backends.process")
     if process is not None:
         process.kill_all()
+
+
+def _check_vm_guard() -> None:
+    """$HARNESS_VM_GUARD is checked before any command, as a usage error: every command
+    may start a VM (runs, canaries, reproductions, workers)."""
+    from .backends.guard import selected
+
+    try:
+        selected()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _usage_problem(exc: Exception) -> bool:

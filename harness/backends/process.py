@@ -1,9 +1,10 @@
 """VMM processes: started in their own session on a pty, never left behind.
 
 Each VMM gets a new session whose controlling terminal is the harness's pty
-(through pexpect), its stderr in a file, and on Linux PR_SET_PDEATHSIG. If
-the harness is killed, even by SIGKILL, the pty master closes, the kernel
-hangs up the session (SIGHUP to the VMM) and the death signal fires. On a
+(through pexpect), its stderr in a file, and a guard (`guard.py`: Linux's
+PR_SET_PDEATHSIG, or the portable watchdog). If the harness is killed, even by
+SIGKILL, the pty master closes, the kernel hangs up the session (SIGHUP to the
+VMM) and the guard ends the VM. On a
 normal end, `stop()` asks politely over QMP, then signals the process group,
 then kills it. Every live VM is registered so a signal handler or exit hook
 can end them all.
@@ -12,52 +13,33 @@ can end them all.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import os
 import select
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pexpect
 
+from . import guard as vm_guard
 from .qmp import QMP, QMPError
 
-PR_SET_PDEATHSIG = 1
 _LIVE: set[VMProcess] = set()
 _LIVE_LOCK = threading.Lock()
-
-
-def _load_prctl():  # resolved once in the parent: the child must not dlopen
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
 
 
 class SpawnError(Exception):
     pass
 
 
-def _child_setup(stderr_path: str, parent: int) -> None:
-    """Runs in the child between fork and exec: stderr to a file, death signal."""
+def _child_setup(stderr_path: str, parent: int, guard: vm_guard.Guard) -> None:
+    """Runs in the child between fork and exec: stderr to a file, the guard's part."""
     fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 2)
     os.close(fd)
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the harness died before prctl took effect
-            os._exit(1)
+    guard.in_child(parent)
 
 
 class VMProcess:
@@ -70,12 +52,20 @@ class VMProcess:
         self.qmp_socket = qmp_socket
         parent = os.getpid()
         stderr_path.write_bytes(b"")  # exists before the VMM runs, so it can be followed
+        # --- guard (harness/backends/guard.py): up before the VMM, armed once it runs ---
+        try:
+            guard = self.guard = vm_guard.start()
+        except vm_guard.GuardError as exc:
+            raise SpawnError(str(exc)) from None
+        # --- end guard ---
         try:
             self.child = pexpect.spawn(
                 argv[0], argv[1:], env=env, cwd=str(cwd) if cwd else None, echo=False,
-                dimensions=(50, 200), preexec_fn=lambda: _child_setup(str(stderr_path), parent),
+                dimensions=(50, 200),
+                preexec_fn=lambda: _child_setup(str(stderr_path), parent, guard),
             )
         except pexpect.ExceptionPexpect as exc:
+            guard.release()
             raise SpawnError(f"cannot start {argv[0]}: {exc}") from None
         self.child.ptyproc.delayafterclose = 0
         self.child.delayafterclose = 0
@@ -85,6 +75,11 @@ class VMProcess:
         self.exit_status: int | None = None
         with _LIVE_LOCK:
             _LIVE.add(self)
+        try:  # --- guard ---
+            guard.arm(self.pid)
+        except vm_guard.GuardError as exc:
+            self.stop(grace=0.5)  # an unguarded VM does not run
+            raise SpawnError(str(exc)) from None
 
     def read(self, timeout: float) -> bytes | None:
         """Console bytes within `timeout` (b"" if none); None at end of file."""
@@ -150,6 +145,7 @@ class VMProcess:
     def close(self) -> None:
         with contextlib.suppress(OSError, pexpect.ExceptionPexpect):
             self.child.close(force=True)
+        self.guard.release()  # --- guard: the VM is gone, so is its watchdog ---
         with _LIVE_LOCK:
             _LIVE.discard(self)
 

@@ -2,7 +2,8 @@
 
 The backend (see `backends.registry`) describes the launch as data; this
 runs it the same way for every VMM: the files it needs, the setup commands
-(each must succeed), the VMM on a pty read by the console session, the
+(each must succeed), the VMM on its console transport (a pty, or a socket or
+pipes: `backends.transport`, $HARNESS_CONSOLE) read by the console session, the
 screen watched over the monitor where the backend has one, and the teardown
 commands and clean-up whatever happens, so no VM stays running or
 registered. Anything that goes wrong on the way is an `Attempt` with an
@@ -26,8 +27,9 @@ from . import knowledge
 from .backends import registry
 from .backends.base import Launch, LaunchContext, LaunchError
 from .backends.media import overlays
-from .backends.process import SpawnError, VMProcess
+from .backends.process import SpawnError
 from .backends.qmp import QMP
+from .backends.transport import SOCKET, ConsoleLost, choose, open_console, socket_address
 from .console.engine import PatternTimeout
 from .console.matcher import Event
 from .console.session import run_session
@@ -61,9 +63,11 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
     launch: Launch | None = None
     try:
         try:
+            transport = choose()
+            console = socket_address(sockdir) if transport == SOCKET else None
             launch = registry.get(cell.backend).build_launch(
-                cell, images, LaunchContext(folder, sockdir, ctx.gdb_port))
-        except LaunchError as exc:
+                cell, images, LaunchContext(folder, sockdir, ctx.gdb_port, console))
+        except (LaunchError, ValueError) as exc:
             return Attempt(None, str(exc))
         for path, text in launch.files.items():
             path.write_text(text)
@@ -76,7 +80,7 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
                 failed = run_step(argv, log, SETUP_TIMEOUT)
                 if failed:
                     return Attempt(None, failed, launch, time.monotonic() - started)
-            return _follow(cell, launch, ctx, sockdir, started)
+            return _follow(cell, launch, ctx, sockdir, started, transport)
         finally:
             for argv in launch.teardown:
                 run_step(argv, log, TEARDOWN_TIMEOUT)
@@ -88,11 +92,11 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
 
 
 def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
-            started: float) -> Attempt:
-    """The VM on its pty, its console through the tracker, until an outcome."""
+            started: float, transport: str) -> Attempt:
+    """The VM on its console transport, the console through the tracker, to an outcome."""
     folder = ctx.folder
     try:
-        vm = VMProcess(launch.argv, folder / "vmm.stderr", launch.monitor)
+        vm = open_console(launch, folder / "vmm.stderr", transport)
     except SpawnError as exc:
         return Attempt(None, str(exc), launch)
     assert cell.backend_info is not None, "cells come from plan.make_cell"
@@ -122,8 +126,8 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
             try:
                 outcome = run_session(vm, tracker, transcript, ctx.stop, ctx.on_event, screen,
                                       pressed)
-            except PatternTimeout as exc:  # the guest file's fault: judged as an error
-                transcript.note(time.monotonic() - vm.started, str(exc))
+            except (PatternTimeout, ConsoleLost) as exc:  # the guest file's or the host's
+                transcript.note(time.monotonic() - vm.started, str(exc))  # fault: an error
                 return Attempt(None, str(exc), launch, time.monotonic() - started)
         if ctx.interactive and launch.monitor is not None:
             hand_over(vm, transcript, vm.started, qmp)

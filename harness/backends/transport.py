@@ -160,9 +160,9 @@ class _PopenVM(VMProcess):
                 if not select.select([fd_in], [], [], 0)[0]:
                     continue
                 typed = os.read(fd_in, 1024)
-                cut = typed.find(escape)
-                if typed[:cut] if cut >= 0 else typed:
-                    self.write(input_filter(typed[:cut] if cut >= 0 else typed))
+                data = input_filter(typed)  # filtered, then the escape looked for (as pexpect)
+                cut = data.rfind(escape)
+                self.write(data[:cut] if cut >= 0 else data)
                 if cut >= 0 or not typed:
                     return
 

@@ -1,13 +1,15 @@
 """Real boots with the socket console forced: the path hosts without ptys (Windows) take,
 exercised here on every commit. The default guest passes (on a unix socket and on TCP),
 a panic is a crash, silence a hang, `send:` types, and --interactive hands the console
-over, exactly as on the pty."""
+over, exactly as on the pty; and a SIGKILLed harness leaves no VM."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -18,7 +20,7 @@ from harness.model import Verdict
 
 from .conftest import GUESTS, TEST_GUESTS, write
 from .test_boot import boot
-from .test_hygiene import _is_qemu, descendants, gone_within
+from .test_hygiene import _is_qemu, descendants, gone_within, start_hanging_run
 
 pytestmark = pytest.mark.vm
 
@@ -96,3 +98,12 @@ def test_the_socket_console_is_handed_over_interactively(tmp_path, qemu, monkeyp
     assert "console.sock" in (folder / "command.txt").read_text()
     text = (folder / "console.log").read_text()
     assert "answer=42" in text and "the user left the console" in text
+
+
+def test_sigkill_of_the_harness_takes_its_socket_console_vm_down(tmp_path, qemu):
+    """No pty to hang up here: the VM must still go (PR_SET_PDEATHSIG on Linux)."""
+    proc, qemus = start_hanging_run(tmp_path)  # the run inherits HARNESS_CONSOLE=socket
+    assert any(b"socket,id=console," in Path(f"/proc/{p}/cmdline").read_bytes() for p in qemus)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert gone_within(qemus, 5), f"QEMU {qemus} outlived the harness"

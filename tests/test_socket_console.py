@@ -107,3 +107,15 @@ def test_sigkill_of_the_harness_takes_its_socket_console_vm_down(tmp_path, qemu)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert gone_within(qemus, 5), f"QEMU {qemus} outlived the harness"
+
+
+def test_repro_sh_of_a_socket_console_run_boots_on_the_terminal(tmp_path, default_images,
+                                                                 qemu):
+    """The run's console is a socket; its repro.sh, for a person, keeps QEMU's stdio."""
+    from .test_repro import test_repro_sh_replays_a_cell_from_urls_in_a_clean_environment
+
+    test_repro_sh_replays_a_cell_from_urls_in_a_clean_environment(tmp_path, default_images,
+                                                                   qemu)
+    folder = next((tmp_path / "reports/latest/cells").glob("*/*"))
+    assert "socket,id=console," in (folder / "command.txt").read_text()
+    assert "stdio,id=console,signal=off" in (folder / "repro.sh").read_text()

@@ -120,6 +120,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="reuse a canary result this long (default: $HARNESS_CANARY_TTL "
                              "or 21600)")
 
+    def console_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--console-transport", choices=("pty", "socket"), metavar="pty|socket",
+                        help="how the VMM's serial console is read: a pty, or a socket QEMU "
+                             "serves (pipes for other VMMs); default: $HARNESS_CONSOLE, else "
+                             "pty (socket on Windows)")
+
     run = sub.add_parser("run", help="run the matrix and write a run folder",
                          description="Run the matrix: probe backends, fetch images, boot "
                                      "every cell and score it; results in OUT/<run-id>/.")
@@ -157,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--interactive", action="store_true",
                      help="with one cell: hand its console to you when it has its outcome, or "
                           "at Ctrl-]; then Ctrl-] quits, Ctrl-\\ runs a QEMU monitor command")
+    console_arg(run)
     run.add_argument("--fresh-canary", action="store_true",
                      help="run the accelerator canaries even if a recent result is cached")
 
@@ -283,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
                     help=GDB_HELP)
     rp.add_argument("--keep", action="store_true",
                     help="keep the disk overlay (the guest's writes) and print its path")
+    console_arg(rp)
     rp.add_argument("--interactive", action="store_true",
                     help="hand the console to you when the replay has its outcome, or at "
                          "Ctrl-]; then Ctrl-] quits, Ctrl-\\ runs a QEMU monitor command")
@@ -444,6 +452,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .progress import Progress, summary_table
     from .scheduler import RunOptions, Scheduler
 
+    _console_transport(args)
     matrix, guests = _load(args)
     if args.resume is not None and not (args.resume / "results.json").is_file():
         raise UsageError(f"--resume {args.resume}: no results.json there")
@@ -650,6 +659,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
     from . import reproduce
     from .executor import CellContext
 
+    _console_transport(args)
     args.interactive = args.interactive or args.gdb
     if args.interactive and args.times != 1:
         raise UsageError("--interactive and --gdb replay once (leave out --times)")
@@ -671,6 +681,20 @@ def cmd_repro(args: argparse.Namespace) -> int:
               + "\n  ".join(done.lost.values()), file=sys.stderr)
         return EXIT_INCOMPLETE
     return 0 if done.ok else 1
+
+
+def _console_transport(args: argparse.Namespace) -> None:
+    """--console-transport wins over $HARNESS_CONSOLE; it is passed on through the
+    environment, as the variable would be (and recorded in results.json's env). A bad
+    $HARNESS_CONSOLE is a usage error now, not an error in every cell."""
+    from .backends.transport import ENV, choose
+
+    try:
+        choose(args.console_transport)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.console_transport:
+        os.environ[ENV] = args.console_transport
 
 
 def _require(args: argparse.Namespace, cells: list) -> None:

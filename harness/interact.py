@@ -140,7 +140,6 @@ def hand_over(vm: VMProcess, transcript: Transcript, started: float,
         return data
 
     with contextlib.suppress(OSError):
-        vm.child.interact(escape_character=ESCAPE.decode(), input_filter=_MonitorKeys(qmp),
-                          output_filter=record)
+        vm.interact(ESCAPE, _MonitorKeys(qmp), record)
     transcript.note(time.monotonic() - started, "the user left the console")
     _say("\r\n### guest-harness: console closed; stopping the VM.\r\n")

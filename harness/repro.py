@@ -92,7 +92,8 @@ def repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: Launch,
                 "trap teardown EXIT INT TERM"]
     out += [f"say {shlex.quote('running: ' + ' '.join(a[:3]))}; {line(a)}"
             for a in launch.setup]
-    words = [_word(a, replace) for a in launch.argv]
+    argv = launch.terminal_argv or launch.argv  # the console on this terminal, not a socket
+    words = [_word(a, replace) for a in argv]
     lines, i = [], 0
     while i < len(words):  # an option and its value on one line
         if words[i].startswith("-") and i + 1 < len(words) and not words[i + 1].startswith("-"):
@@ -103,7 +104,7 @@ def repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: Launch,
             i += 1
     run = ("" if launch.teardown else "exec ") + " \\\n  ".join(lines)
     out += [f"say {shlex.quote('starting ' + cell.backend + '; its console follows:')}",
-            "say " + shlex.quote(shlex.join(launch.argv)), run]
+            "say " + shlex.quote(shlex.join(argv)), run]
     return "\n".join(out) + "\n"
 
 

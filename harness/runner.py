@@ -2,7 +2,8 @@
 
 The backend (see `backends.registry`) describes the launch as data; this
 runs it the same way for every VMM: the files it needs, the setup commands
-(each must succeed), the VMM on a pty read by the console session, the
+(each must succeed), the VMM on its console transport (a pty, or a socket or
+pipes: `backends.transport`, $HARNESS_CONSOLE) read by the console session, the
 screen watched over the monitor where the backend has one, and the teardown
 commands and clean-up whatever happens, so no VM stays running or
 registered. Anything that goes wrong on the way is an `Attempt` with an
@@ -58,10 +59,14 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
     started = time.monotonic()
     launch: Launch | None = None
     try:
+        from .backends.transport import SOCKET, choose, socket_address  # see _follow
+
         try:
+            transport = choose()
+            console = socket_address(sockdir) if transport == SOCKET else None
             launch = registry.get(cell.backend).build_launch(
-                cell, images, LaunchContext(folder, sockdir, ctx.gdb_port))
-        except LaunchError as exc:
+                cell, images, LaunchContext(folder, sockdir, ctx.gdb_port, console))
+        except (LaunchError, ValueError) as exc:
             return Attempt(None, str(exc))
         for path, text in launch.files.items():
             path.write_text(text)
@@ -74,7 +79,7 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
                 failed = run_step(argv, log, SETUP_TIMEOUT)
                 if failed:
                     return Attempt(None, failed, launch, time.monotonic() - started)
-            return _follow(cell, launch, ctx, sockdir, started)
+            return _follow(cell, launch, ctx, sockdir, started, transport)
         finally:
             for argv in launch.teardown:
                 run_step(argv, log, TEARDOWN_TIMEOUT)
@@ -86,16 +91,17 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
 
 
 def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
-            started: float) -> Attempt:
-    """The VM on its pty, its console through the tracker, until an outcome."""
-    # imported here, not at the top: the pty process needs pexpect (POSIX only), and
+            started: float, transport: str) -> Attempt:
+    """The VM on its console transport, the console through the tracker, to an outcome."""
+    # imported here, not at the top: the VM processes need pexpect (POSIX only), and
     # `harness list` and `probe` import this module without spawning anything
-    from .backends.process import SpawnError, VMProcess
+    from .backends.process import SpawnError
+    from .backends.transport import ConsoleLost, open_console
     from .console.session import run_session
 
     folder = ctx.folder
     try:
-        vm = VMProcess(launch.argv, folder / "vmm.stderr", launch.monitor)
+        vm = open_console(launch, folder / "vmm.stderr", transport)
     except SpawnError as exc:
         return Attempt(None, str(exc), launch)
     assert cell.backend_info is not None, "cells come from plan.make_cell"
@@ -125,8 +131,8 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
             try:
                 outcome = run_session(vm, tracker, transcript, ctx.stop, ctx.on_event, screen,
                                       pressed)
-            except PatternTimeout as exc:  # the guest file's fault: judged as an error
-                transcript.note(time.monotonic() - vm.started, str(exc))
+            except (PatternTimeout, ConsoleLost) as exc:  # the guest file's or the host's
+                transcript.note(time.monotonic() - vm.started, str(exc))  # fault: an error
                 return Attempt(None, str(exc), launch, time.monotonic() - started)
         if ctx.interactive and launch.monitor is not None:
             hand_over(vm, transcript, vm.started, qmp)

@@ -259,8 +259,12 @@ def test_canaries_pick_what_each_backend_can_boot():
 
 # --- the runner drives a VMM through fake tools --------------------------------------
 
-def test_a_virtualbox_cell_runs_setup_console_and_teardown(fakes, tmp_path, store):
-    """A fake VBoxManage: startvm serves a real Linux console on the COM1 socket."""
+@pytest.mark.parametrize("console", ["pty", "socket"])
+def test_a_virtualbox_cell_runs_setup_console_and_teardown(fakes, tmp_path, store,
+                                                           monkeypatch, console):
+    """A fake VBoxManage: startvm serves a real Linux console on the COM1 socket (read by
+    the socket reader on a pty, or on pipes with the socket transport)."""
+    monkeypatch.setenv("HARNESS_CONSOLE", console)
     calls = tmp_path / "calls.log"
     fake_tool(fakes, "VBoxManage", f'''
 import socket, subprocess

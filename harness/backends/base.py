@@ -11,7 +11,8 @@ A backend is a module named in `data/backends.yaml` (see `registry`) with:
 
 A `Launch` is everything the runner needs, as data: files to write, commands
 to run before (`setup`, each must succeed) and after (`teardown`, always),
-and the command whose terminal is the guest's serial console. Everything is
+and the command whose terminal is the guest's serial console (or, where the
+context asks for one and the VMM can, that serves it on a socket). Everything is
 an argv list, never a shell string, so tests compare it with what each tool
 really accepts, and one repro-script writer renders any backend's launch.
 """
@@ -37,6 +38,7 @@ class LaunchContext:
     folder: Path
     sockdir: Path | None = None  # unix socket paths must stay short: not the cell folder
     gdb_port: int | None = None  # start paused with a gdb stub (backends with `gdb`)
+    console: str | None = None  # serve the console here (`unix:PATH`, `tcp:HOST:PORT`)
 
     @property
     def vars_file(self) -> Path:
@@ -56,6 +58,8 @@ class Launch:
     monitor: Path | None = None  # a QMP socket: screens, keys, a polite quit
     name: str = ""  # the VM's name in the VMM's own registry
     media: dict[str, Path] = field(default_factory=dict)  # image -> path it is used by
+    console: str | None = None  # where argv serves the console; None: on its terminal
+    terminal_argv: list[str] | None = None  # argv with the console on the terminal (repro.sh)
 
     def describe(self) -> str:
         """command.txt: what runs, in order, as shell lines a person can read."""

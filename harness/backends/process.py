@@ -19,6 +19,7 @@ import select
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
@@ -101,6 +102,12 @@ class VMProcess:
     def write(self, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.write(self.fd, data)
+
+    def interact(self, escape: bytes, input_filter: Callable[[bytes], bytes],
+                 output_filter: Callable[[bytes], bytes]) -> None:
+        """The terminal and the console joined until `escape` is typed or the VM ends."""
+        self.child.interact(escape_character=escape.decode(), input_filter=input_filter,
+                            output_filter=output_filter)
 
     def alive(self) -> bool:
         if self.exit_status is not None:

@@ -152,7 +152,7 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
         "-nodefaults", "-no-user-config",
         "-display", "none",
         *(["-vga", "std"] if guest.uses_screen else []),
-        "-chardev", f"stdio,id={CONSOLE_CHARDEV},signal=off",
+        "-chardev", console_chardev(ctx.console),
         "-serial", f"chardev:{CONSOLE_CHARDEV}",
     ]
     monitor = None
@@ -177,9 +177,28 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
     argv += extra
     if ctx.gdb_port is not None:  # paused at the first instruction, the stub listening
         argv += ["-S", "-gdb", f"tcp:127.0.0.1:{ctx.gdb_port}"]
+    terminal = None
+    if ctx.console is not None:  # repro.sh keeps the console on its terminal
+        at = argv.index(console_chardev(ctx.console))
+        terminal = [*argv[:at], console_chardev(None), *argv[at + 1:]]
     return Launch(argv, setup=setup, firmware_files=firmware_files,
                   vars_template=vars_template, vars_file=vars_file, monitor=monitor,
-                  media=media)
+                  media=media, console=ctx.console, terminal_argv=terminal)
+
+
+def console_chardev(address: str | None) -> str:
+    """The serial console's -chardev: stdio (the pty), or a socket server at `address`
+    (`unix:PATH` or `tcp:HOST:PORT`). `wait=on`: QEMU starts the guest only once the
+    harness is connected, so no early byte is dropped (an unconnected socket drops)."""
+    if address is None:
+        return f"stdio,id={CONSOLE_CHARDEV},signal=off"
+    kind, _, rest = address.partition(":")
+    if kind == "unix":
+        where = f"path={rest}"
+    else:
+        host, _, port = rest.rpartition(":")
+        where = f"host={host},port={port}"
+    return f"socket,id={CONSOLE_CHARDEV},{where},server=on,wait=on"
 
 
 def _media(cell: Cell, images: dict[str, Path],

@@ -4,7 +4,8 @@ The VM is created in the cell folder, gets the guest's memory, firmware
 (BIOS or EFI), its medium (a DVD, an immutable disk whose writes go to a
 differencing image VirtualBox discards, or a floppy) and COM1 as a local
 socket VirtualBox serves (`--uartmode1 server`). It starts headless; the
-console is the harness's small socket reader on a pty. Afterwards it is
+console is the harness's small socket reader, on a pty (or on pipes with the
+socket transport: its stdout is the console, as for any non-QEMU VMM). Afterwards it is
 powered off and unregistered with its files deleted.
 """
 

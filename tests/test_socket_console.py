@@ -14,7 +14,6 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from harness import runner
 from harness.backends import transport
 from harness.model import Verdict
 
@@ -37,8 +36,8 @@ def chardev(command: list[str]) -> str:
 @pytest.mark.parametrize("unix", [True, False], ids=["unix", "tcp"])
 def test_the_default_guest_passes_on_a_socket_console(store, tmp_path, qemu, monkeypatch,
                                                       unix):
-    monkeypatch.setattr(runner, "socket_address",
-                        lambda sockdir: transport.socket_address(sockdir, unix))
+    address = transport.socket_address  # runner imports it where it launches
+    monkeypatch.setattr(transport, "socket_address", lambda sockdir: address(sockdir, unix))
     r = boot(GUESTS / "linux-busybox-x86_64.yaml", store, tmp_path)
     assert r.verdict is Verdict.PASS, r.reason
     assert all(m.reached for m in r.milestones) and r.attempts == 1
@@ -100,9 +99,13 @@ def test_the_socket_console_is_handed_over_interactively(tmp_path, qemu, monkeyp
     assert "answer=42" in text and "the user left the console" in text
 
 
-def test_sigkill_of_the_harness_takes_its_socket_console_vm_down(tmp_path, qemu):
-    """No pty to hang up here: the VM must still go (PR_SET_PDEATHSIG on Linux)."""
-    proc, qemus = start_hanging_run(tmp_path)  # the run inherits HARNESS_CONSOLE=socket
+@pytest.mark.parametrize("guard", ["pdeathsig", "portable"])
+def test_sigkill_of_the_harness_takes_its_socket_console_vm_down(tmp_path, qemu, monkeypatch,
+                                                                 guard):
+    """No pty to hang up here: only the VM guard can end the VM — the kernel's
+    PR_SET_PDEATHSIG, or the watchdog other hosts use (the path no pty helps)."""
+    monkeypatch.setenv("HARNESS_VM_GUARD", guard)
+    proc, qemus = start_hanging_run(tmp_path)  # the run inherits both variables
     assert any(b"socket,id=console," in Path(f"/proc/{p}/cmdline").read_bytes() for p in qemus)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -16,17 +16,18 @@ from .test_hygiene import _is_qemu, descendants, gone_within
 pytestmark = pytest.mark.vm
 
 
-def harness_on_a_terminal(tmp_path, flag: str) -> pexpect.spawn:
+def harness_on_a_terminal(tmp_path, *flags: str) -> pexpect.spawn:
     """`harness run` of the one-cell test-interactive matrix, on a pty of our own."""
     m = write(tmp_path / "matrix.yaml", "guests: [test-interactive]\nbackends: [tcg]\n")
     return pexpect.spawn(sys.executable, ["-m", "harness", "run", "--matrix", str(m),
-                                          "--guests", str(TEST_GUESTS), flag],
+                                          "--guests", str(TEST_GUESTS), *flags],
                          timeout=120, encoding="utf-8", codec_errors="replace",
                          env={**os.environ, "TERM": "dumb"})
 
 
-def test_the_console_is_handed_over_and_quit_with_the_escape_key(tmp_path, qemu):
-    child = harness_on_a_terminal(tmp_path, "--interactive")
+def use_the_console(child: pexpect.spawn) -> None:
+    """As a person would: a shell command, the QEMU monitor, then Ctrl-] to quit; the
+    harness ends with the cell passed (its last milestone came before) and no VM left."""
     try:
         child.expect(r"the console is yours\. Ctrl-\] quits")
         qemus = [p for p in descendants(child.pid) if _is_qemu(p)]
@@ -42,8 +43,12 @@ def test_the_console_is_handed_over_and_quit_with_the_escape_key(tmp_path, qemu)
         child.expect(pexpect.EOF)
     finally:
         child.close()
-    assert child.exitstatus == 0  # the cell passed: its last milestone came before
+    assert child.exitstatus == 0
     assert gone_within(qemus, 5)
+
+
+def test_the_console_is_handed_over_and_quit_with_the_escape_key(tmp_path, qemu):
+    use_the_console(harness_on_a_terminal(tmp_path, "--interactive"))
     log = next((tmp_path / "reports/latest/cells/test-interactive").glob("*/console.log"))
     text = log.read_text()
     assert "answer=42" in text and "the user left the console" in text

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
-import time
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from harness.backends import transport
 from harness.model import Verdict
 
-from .conftest import GUESTS, TEST_GUESTS, write
+from .conftest import GUESTS, TEST_GUESTS
 from .test_boot import boot
-from .test_hygiene import _is_qemu, descendants, gone_within, start_hanging_run
+from .test_hygiene import gone_within, start_hanging_run
+from .test_interactive import harness_on_a_terminal, use_the_console
 
 pytestmark = pytest.mark.vm
 
@@ -70,29 +68,8 @@ def test_send_types_into_the_guest_on_a_socket_console(store, tmp_path, qemu):
 
 def test_the_socket_console_is_handed_over_interactively(tmp_path, qemu, monkeypatch):
     monkeypatch.delenv("HARNESS_CONSOLE")  # the option alone chooses it
-    m = write(tmp_path / "matrix.yaml", "guests: [test-interactive]\nbackends: [tcg]\n")
-    child = pexpect.spawn(sys.executable, ["-m", "harness", "run", "--matrix", str(m),
-                                           "--guests", str(TEST_GUESTS), "--interactive",
-                                           "--console-transport", "socket"],
-                          timeout=120, encoding="utf-8", codec_errors="replace",
-                          env={**os.environ, "TERM": "dumb"})
-    try:
-        child.expect(r"the console is yours\. Ctrl-\] quits")
-        qemus = [p for p in descendants(child.pid) if _is_qemu(p)]
-        assert qemus
-        time.sleep(0.5)
-        child.send("echo answer=$((6*7))\r")
-        child.expect("answer=42")
-        child.send("\x1c")  # the QEMU monitor
-        child.send("info status\r")
-        child.expect("VM status: running")
-        child.send("\x1d")  # Ctrl-]
-        child.expect("console closed; stopping the VM")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close()
-    assert child.exitstatus == 0
-    assert gone_within(qemus, 5)
+    use_the_console(harness_on_a_terminal(tmp_path, "--interactive",
+                                          "--console-transport", "socket"))
     folder = next((tmp_path / "reports/latest/cells/test-interactive").glob("*"))
     assert "console.sock" in (folder / "command.txt").read_text()
     text = (folder / "console.log").read_text()

@@ -62,11 +62,14 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
         from .backends.transport import SOCKET, choose, socket_address  # see _follow
 
         try:
-            transport = choose()
-            console = socket_address(sockdir) if transport == SOCKET else None
+            transport = choose()  # $HARNESS_CONSOLE (a worker's own; the CLI checked ours)
+        except ValueError as exc:
+            return Attempt(None, str(exc))
+        console = socket_address(sockdir) if transport == SOCKET else None
+        try:
             launch = registry.get(cell.backend).build_launch(
                 cell, images, LaunchContext(folder, sockdir, ctx.gdb_port, console))
-        except (LaunchError, ValueError) as exc:
+        except LaunchError as exc:  # anything else is a harness bug: the executor says so
             return Attempt(None, str(exc))
         for path, text in launch.files.items():
             path.write_text(text)

@@ -77,12 +77,10 @@ def test_the_socket_console_is_handed_over_interactively(tmp_path, qemu, monkeyp
 
 
 @pytest.mark.parametrize("guard", ["pdeathsig", "portable"])
-def test_sigkill_of_the_harness_takes_its_socket_console_vm_down(tmp_path, qemu, monkeypatch,
-                                                                 guard):
+def test_sigkill_of_the_harness_takes_its_socket_console_vm_down(tmp_path, qemu, guard):
     """No pty to hang up here: only the VM guard can end the VM — the kernel's
     PR_SET_PDEATHSIG, or the watchdog other hosts use (the path no pty helps)."""
-    monkeypatch.setenv("HARNESS_VM_GUARD", guard)
-    proc, qemus = start_hanging_run(tmp_path)  # the run inherits both variables
+    proc, qemus = start_hanging_run(tmp_path, guard)  # and HARNESS_CONSOLE=socket
     assert any(b"socket,id=console," in Path(f"/proc/{p}/cmdline").read_bytes() for p in qemus)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

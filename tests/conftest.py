@@ -48,3 +48,16 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def register_backend(monkeypatch, name: str, module: str, description: str):
+    """backends.yaml with one more entry, whose module lives in tests/ (for this test)."""
+    import sys
+
+    from harness import knowledge
+    from harness.model import BackendInfo
+
+    info = BackendInfo(name=name, kind=name, module=module, description=description,
+                       hardware=False, binary=sys.executable, arches=("x86_64",))
+    monkeypatch.setitem(knowledge.backends(), name, info)
+    return info

@@ -8,24 +8,18 @@ import sys
 
 import pytest
 
-from harness import knowledge
 from harness.backends import registry
 from harness.config import ConfigError, load_guest
 from harness.executor import CellContext, execute, preflight
-from harness.model import BackendInfo, BootSpec, Guest, Milestone, Timeouts, Verdict
+from harness.model import BootSpec, Guest, Milestone, Timeouts, Verdict
 from harness.plan import make_cell
 
-from .conftest import ROOT, write
+from .conftest import ROOT, register_backend, write
 
 
 @pytest.fixture
 def echo(monkeypatch):
-    """backends.yaml with one more entry, whose module lives in tests/."""
-    info = BackendInfo(name="echo", kind="echo", module="tests.echo_backend",
-                       description="a printed console", hardware=False, binary=sys.executable,
-                       arches=("x86_64",))
-    monkeypatch.setitem(knowledge.backends(), "echo", info)
-    return info
+    return register_backend(monkeypatch, "echo", "tests.echo_backend", "a printed console")
 
 
 def guest(console: str, **kw) -> Guest:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import knowledge
 from harness.backends import transport
 from harness.backends.base import Launch, LaunchContext
 from harness.backends.process import SpawnError, VMProcess, live_vms
@@ -22,9 +21,10 @@ from harness.console.session import run_session
 from harness.console.tracker import BootTracker
 from harness.console.transcript import Transcript
 from harness.executor import CellContext, execute
-from harness.model import BackendInfo, BootSpec, Guest, Milestone, Timeouts, Verdict
+from harness.model import BootSpec, Guest, Milestone, Timeouts, Verdict
 from harness.plan import make_cell
 
+from .conftest import register_backend
 from .test_qemu_argv import IMAGES, opt
 from .test_qemu_argv import cell as qemu_cell
 
@@ -183,10 +183,7 @@ def _fake_processes(marker: str) -> list[int]:
 
 @pytest.fixture
 def fake(monkeypatch):
-    info = BackendInfo(name="fake", kind="fake", module="tests.fake_vmm_backend",
-                       description="tests/fake_vmm.py", hardware=False, binary=sys.executable,
-                       arches=("x86_64",))
-    monkeypatch.setitem(knowledge.backends(), "fake", info)
+    register_backend(monkeypatch, "fake", "tests.fake_vmm_backend", "tests/fake_vmm.py")
 
 
 def fake_cell(mode: str, stall: float = 10):

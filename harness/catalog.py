@@ -9,6 +9,7 @@ the static ones plus cached canary results, so listing never boots a VM.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from .canary import cached
 from .executor import preflight
 from .images.cache import Cache
 from .images.store import unobtained
-from .model import Cell, Guest, ImageSpec
+from .model import LEVELS, Cell, Guest, ImageSpec
 
 
 @dataclass
@@ -87,6 +88,8 @@ class GuestRow:
     verify: str
     verified: bool
     verified_partly: list[str]
+    level: str
+    evidence: list[dict[str, str]]
     tags: list[str]
     runs_on: list[str]  # backends with at least one cell that would run here
     skipped: str | None  # when it runs nowhere: the first reason
@@ -109,16 +112,18 @@ def guest_rows(guests: Sequence[Guest], cells: Sequence[CellRow]) -> list[GuestR
             "until you supply its image: see its notes" if missing
             else next((c.note for c in mine), "no cell in the matrix"))
         rows.append(GuestRow(g.id, g.os, g.version or "-", g.arch, g.console, where, verify,
-                             g.verified, list(g.verified_partly), list(g.tags), runs_on,
+                             g.verified, list(g.verified_partly), g.level,
+                             [{"url": e.url, "confirms": e.confirms} for e in g.evidence],
+                             list(g.tags), runs_on,
                              skipped, g.name))
     return rows
 
 
 def text_table(rows: Sequence[GuestRow]) -> str:
     head = ("guest", "os", "version", "arch", "console", "images from", "verified by",
-            "patterns", "runs here on")
+            "checked", "runs here on")
     body = [(r.id, r.os, r.version, r.arch, r.console, r.source, r.verify,
-             _patterns(r, "UNVERIFIED"),
+             _patterns(r, "UNCHECKED"),
              ", ".join(r.runs_on) if r.runs_on else f"nothing ({_short(r.skipped)})")
             for r in rows]
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head) - 1)]
@@ -130,19 +135,23 @@ def text_table(rows: Sequence[GuestRow]) -> str:
 
 
 def markdown_table(rows: Sequence[GuestRow]) -> str:
-    out = ["| guest | OS | version | arch | console | images from | verified by | patterns "
+    out = ["| guest | OS | version | arch | console | images from | verified by | checked "
            "| runs here on |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         runs = ", ".join(r.runs_on) if r.runs_on else f"— ({_short(r.skipped, 80)})"
         out.append(f"| `{r.id}` | {r.os} | {r.version} | {r.arch} | {r.console} | {r.source} "
-                   f"| {r.verify} | {_patterns(r, '**unverified**')} | {runs} |")
+                   f"| {r.verify} | {_patterns(r, '**unchecked**')} | {runs} |")
     return "\n".join(out)
 
 
 def _patterns(r: GuestRow, unverified: str) -> str:
-    if r.verified:
-        return "checked"
-    return f"partly ({', '.join(r.verified_partly)})" if r.verified_partly else unverified
+    """The guest's level (model.LEVELS) as a reader wants it: how much to trust it."""
+    text = unverified if r.level == "unchecked" else r.level.replace("-", " ")
+    if r.verified_partly:
+        text += f"; transcript: {', '.join(r.verified_partly)}"
+    if r.evidence and r.level != "boots-here":
+        text += f" ({len(r.evidence)} sources)"
+    return text
 
 
 def _short(text: str | None, limit: int = 60) -> str:
@@ -163,8 +172,8 @@ def cells_text(rows: Sequence[CellRow]) -> str:
 
 
 def summary_line(table: Sequence[GuestRow], rows: Sequence[CellRow]) -> str:
-    unverified = sum(not g.verified for g in table)
+    levels = Counter(g.level for g in table)
+    checked = ", ".join(f"{levels[x]} {x}" for x in LEVELS if levels[x])
     return (f"{len(table)} guests, {sum(bool(g.runs_on) for g in table)} run here; "
-            f"{len(rows)} cells, {sum(r.runs for r in rows)} would run; {unverified} guests' "
-            f"patterns not yet checked against a real console (`harness list --cells` for "
-            f"every cell)")
+            f"{len(rows)} cells, {sum(r.runs for r in rows)} would run; checked: {checked} "
+            f"(`harness list --cells` for every cell)")

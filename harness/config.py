@@ -18,7 +18,9 @@ from .config_images import _images
 from .console.keys import KeyNameError, combo, combos_for_text
 from .files import SAFE_NAME_RULE, safe_name
 from .model import (
+    LEVELS,
     BootSpec,
+    Evidence,
     ExcludeRule,
     Expectation,
     FailureSignature,
@@ -67,7 +69,7 @@ BOOT_KINDS = ("kernel", "cdrom", "disk", "floppy")
 GUEST_KEYS = (
     "id", "name", "os", "arch", "images", "boot", "firmware", "memory", "vcpus",
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
-    "timeouts", "notes", "quirk_defs", "version", "verified", "tags",
+    "timeouts", "notes", "quirk_defs", "version", "verified", "tags", "evidence",
 )
 
 
@@ -87,6 +89,7 @@ def load_guest(path: Path) -> Guest:
     console = m.get("console", _one_of(*CONSOLES), "serial")
     quirk_defs = _quirk_defs(c, m)
     milestones = _milestones(c, m, path.parent, console)
+    level, partly = _verified(c, m, milestones)
     failures = _failures(c, m, "failures")
     timeouts = _timeouts(m.sub("timeouts"))
     guest = Guest(
@@ -110,8 +113,10 @@ def load_guest(path: Path) -> Guest:
         timeouts=timeouts,
         source=path,
         version=str(m.get("version", _scalar_text, "")),
-        verified=m.data.get("verified") is True,
-        verified_partly=_verified(c, m, milestones),
+        verified=level in ("boots-here", "transcript"),
+        verified_partly=partly,
+        level=level,
+        evidence=_evidence(c, m),
         tags=m.str_list("tags") or [],
         notes=m.get("notes", _text, ""),
     )
@@ -179,18 +184,40 @@ def _modules(c: _Checker, b: _Map, images: dict[str, ImageSpec]) -> list[Module]
     return out
 
 
-def _verified(c: _Checker, m: _Map, milestones: list[Milestone]) -> list[str]:
-    """`verified: true|false`, or the milestones a partial real transcript covers."""
-    value = m.data.get("verified", False)
+def _verified(c: _Checker, m: _Map, milestones: list[Milestone]) -> tuple[str, list[str]]:
+    """(level, milestones checked): a level of LEVELS; or the milestones a partial
+    real transcript covers (level `layout` when `evidence:` backs the rest).
+    `true`/`false` are the older spelling of `transcript`/`unchecked`."""
+    value = m.data.get("verified", "unchecked")
     if isinstance(value, bool):
-        return []
+        return ("transcript" if value else "unchecked"), []
+    if isinstance(value, str) and value in LEVELS:
+        return value, []
+    expected = f"expected {', '.join(LEVELS)} or milestone names"
     names = m.str_list("verified") or []
     known = {x.name for x in milestones}
     for name in names:
         if name not in known:
             c.issue(m.line_of("verified"), "verified",
-                    f"{shown(name)} is not a milestone (expected true, false or milestone names)")
-    return names
+                    f"{shown(name)} is not a milestone ({expected})")
+    return ("layout" if m.data.get("evidence") else "unchecked"), names
+
+
+def _evidence(c: _Checker, m: _Map) -> list[Evidence]:
+    """`evidence:` - where a guest file's facts come from: `{url, confirms}` each."""
+    out = []
+    for path, line, item in c.items(m, "evidence"):
+        e = c.mapping(item, path, line)
+        if e is None:
+            continue
+        e.keys(("url", "confirms"), required=("url", "confirms"))
+        url = e.get("url", _str, "")
+        if url and not url.startswith(("https://", "http://")):
+            c.issue(e.line_of("url"), e.path("url"), f"{shown(url)}: expected an http(s) URL")
+        confirms = e.get("confirms", _str, "")
+        if url and confirms:
+            out.append(Evidence(url, confirms))
+    return out
 
 
 def _scalar_text(v: Any) -> str:

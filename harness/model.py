@@ -179,6 +179,20 @@ class ArchInfo:
     cpu: str | None = None
 
 
+# How far a guest file's claims were checked, strongest first: booted by this
+# project's tests; patterns checked against a real recorded console; URL, loader
+# and strings taken from upstream sources; not checked at all.
+LEVELS = ("boots-here", "transcript", "layout", "unchecked")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One public source behind a guest file, and what it confirms."""
+
+    url: str
+    confirms: str
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """One named artefact of a guest; exactly one source kind."""
@@ -270,6 +284,8 @@ class Guest:
     version: str = ""
     verified: bool = False  # every pattern checked against a real boot console
     verified_partly: list[str] = field(default_factory=list)  # or only these milestones
+    level: str = "unchecked"  # one of LEVELS
+    evidence: list[Evidence] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)  # free words: local, slow, installer...
     notes: str = ""
 

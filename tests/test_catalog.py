@@ -93,11 +93,12 @@ def test_list_shows_the_catalog_with_status_and_where_each_runs():
     proc = harness("list")
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
-    assert "UNVERIFIED" in lines["freebsd-14.3-amd64"]
+    shown = {"unchecked": "UNCHECKED", "layout": "layout", "transcript": "transcript"}
+    assert shown[CATALOG["freebsd-14.3-amd64"].level] in lines["freebsd-14.3-amd64"]
     assert "download.freebsd.org" in lines["freebsd-14.3-amd64"]
     assert "sums file" in lines["freebsd-14.3-amd64"]
     assert lines["linux-busybox-aarch64"].rstrip().endswith("tcg")
-    assert re.search(r"checked\s+tcg$", lines["xen-4.17-dom0"])
+    assert re.search(r"boots here\s+tcg$", lines["xen-4.17-dom0"])
     assert "nothing (until you supply its image" in lines["windows-10-22h2-x86_64"]
     assert re.search(r"\d+ guests, \d+ run here", proc.stdout)
 
@@ -107,11 +108,13 @@ def test_list_json_and_markdown():
     assert [r["id"] for r in rows] == ["gnumach-1.8-i386"]
     r = rows[0]
     assert r["os"] == "hurd" and r["verified"] is True and r["runs_on"] == ["tcg"]
+    assert r["level"] == "boots-here" and isinstance(r["evidence"], list)
     assert r["source"] == "Debian archive" and r["verify"] == "apt (signed)"
     assert {c["id"] for c in r["cells"]} >= {"gnumach-1.8-i386/tcg/bios"}
     md = harness("list", "--markdown", "--tag", "nonfree").stdout.splitlines()
     assert md[0].startswith("| guest | OS |") and len(md) >= 5
-    assert all("**unverified**" in line or "checked" in line for line in md[2:])
+    levels = ("**unchecked**", "boots here", "transcript", "layout")
+    assert all(any(x in line for x in levels) for line in md[2:])
 
 
 def test_tag_selects_guests_and_an_unknown_tag_is_a_usage_error():

@@ -56,7 +56,30 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
     assert issues(path) == [f"{path}:9: colour: unknown key (allowed here: "
                             "id, name, os, arch, images, boot, firmware, memory, vcpus, console, "
                             "milestones, failures, builtin_failures, quirks, expect, timeouts, "
-                            "notes, quirk_defs, version, verified, tags)"]
+                            "notes, quirk_defs, version, verified, tags, evidence)"]
+
+
+def test_levels_and_evidence(tmp_path):
+    ok = GOOD + ("verified: layout\nevidence:\n"
+                 "  - {url: 'https://example.org/SHA256', confirms: file name and digest}\n")
+    g = load_guest(guest_file(tmp_path, ok))
+    assert g.level == "layout" and not g.verified
+    assert [(e.url, e.confirms) for e in g.evidence] == [
+        ("https://example.org/SHA256", "file name and digest")]
+    # the older spelling still loads; a partial transcript rests on evidence for the rest
+    assert load_guest(guest_file(tmp_path, GOOD + "verified: true\n")).level == "transcript"
+    part = load_guest(guest_file(tmp_path, ok.replace("verified: layout", "verified: [kernel]")))
+    assert (part.level, part.verified_partly) == ("layout", ["kernel"])
+    bad = GOOD + ("verified: layuot\nevidence:\n  - {url: 'ftp.example.org', confirms: ''}\n"
+                  "  - just a string\n")
+    path = guest_file(tmp_path, bad)
+    assert issues(path) == [
+        f"{path}:9: verified: 'layuot' is not a milestone (expected boots-here, transcript, "
+        "layout, unchecked or milestone names)",
+        f"{path}:11: evidence[0].url: 'ftp.example.org': expected an http(s) URL",
+        f"{path}:11: evidence[0].confirms: expected a non-empty string, got str ''",
+        f"{path}:12: evidence[1]: expected a mapping, got str 'just a string'",
+    ]
 
 
 def test_nested_unknown_key_has_its_own_line(tmp_path):

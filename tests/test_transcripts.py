@@ -4,7 +4,7 @@ Every transcript is a console some guest really printed: recorded by the
 harness from boots on this kind of machine (record.py), or published by
 others (index.yaml says where). Each is replayed through the guest's own
 milestone and failure patterns, in small and in odd-sized chunks, as a live
-run would see it. A guest file that says `verified: true` (or names the
+run would see it. A guest file that says `verified: transcript` (or names the
 milestones it verified) must be backed by one of these or by booting in CI.
 """
 
@@ -48,14 +48,18 @@ def test_verified_claims_are_backed():
         by_guest.setdefault(e["guest"], []).append(e)
     for g in CATALOG.values():
         mine = by_guest.get(g.id, [])
-        if g.verified:
-            # whole: a full transcript, or the guest boots in CI (tests/test_catalog.py)
-            assert "local" in g.tags or any("milestones" not in e for e in mine), g.id
+        if g.level == "boots-here":
+            # the guest boots in CI (tests/test_catalog.py)
+            assert "local" in g.tags, g.id
+        elif g.level == "transcript":
+            assert any("milestones" not in e for e in mine), f"{g.id}: no whole transcript"
         elif g.verified_partly:
             covered = {m for e in mine for m in e.get("milestones", [])}
             assert set(g.verified_partly) <= covered, g.id
         else:
             assert not mine, f"{g.id} has a transcript: say what it verifies"
+        if g.level == "layout":
+            assert g.evidence, f"{g.id}: a layout level rests on evidence: list it"
 
 
 def test_a_cut_transcript_misses_milestones_and_a_panic_is_caught():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -195,3 +196,24 @@ def guest_failures(guest: Guest) -> list[FailureSignature]:
     builtin = signatures_for(guest.os) if guest.builtin_failures else ()
     own = {f.name for f in guest.failures}
     return [*guest.failures, *(f for f in builtin if f.name not in own)]
+
+
+@dataclass(frozen=True)
+class DebianSources:
+    """data/debian.yaml: the suites `deb:` sources read on a host without apt."""
+
+    release: str
+    component: str
+    sources: tuple[tuple[str, tuple[str, ...]], ...]  # (archive URL, its suites)
+    keyrings: tuple[str, ...]
+
+
+@functools.cache
+def debian_sources() -> DebianSources:
+    d = _table("debian.yaml")
+    return DebianSources(
+        release=str(d["release"]), component=str(d["component"]),
+        sources=tuple((str(s["url"]).rstrip("/"), tuple(map(str, s["suites"])))
+                      for s in d["sources"]),
+        keyrings=tuple(map(str, d.get("keyrings", ()))),
+    )

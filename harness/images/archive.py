@@ -26,6 +26,10 @@ class ArchiveError(Exception):
     pass
 
 
+class NoMember(ArchiveError):
+    """The archive is fine; nothing in it matches the pattern."""
+
+
 def compression_for(name: str, setting: str) -> str:
     """`decompress:` auto|none|gz|xz|bz2|zst, with auto decided by the file name."""
     if setting != "auto":
@@ -109,7 +113,7 @@ def _zip_member(path: Path, pattern: str) -> tuple[str, Iterator[bytes]]:
     name = _matching([i.filename for i in zf.infolist() if not i.is_dir()], pattern)
     if name is None:
         zf.close()
-        raise ArchiveError(f"no member {pattern!r} in {path.name}")
+        raise NoMember(f"no member {pattern!r} in {path.name}")
 
     def gen() -> Iterator[bytes]:
         with zf:
@@ -137,7 +141,7 @@ def _tar_member(fileobj: IO[bytes], pattern: str, label: str) -> tuple[str, Iter
     except tarfile.TarError as exc:
         raise ArchiveError(f"{label}: not a readable tar archive ({exc})") from None
     tar.close()
-    raise ArchiveError(f"no member {pattern!r} in {label}")
+    raise NoMember(f"no member {pattern!r} in {label}")
 
 
 def _deb_member(path: Path, pattern: str) -> tuple[str, Iterator[bytes]]:

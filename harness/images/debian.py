@@ -1,26 +1,29 @@
 """Files out of Debian packages of any architecture, without touching apt's state.
 
-apt runs with a private state folder in the cache (package lists, status,
-archives) and the system's sources, so `deb:` sources work for foreign
-architectures (i386 on an amd64 host) and nothing is installed or
-reconfigured. Packages are unpacked with `dpkg-deb --fsys-tarfile`, read as
-a tar stream: the wanted member is extracted in one pass.
+On a host with apt, apt runs with a private state folder in the cache
+(package lists, status, archives) and the system's sources, so `deb:` sources
+work for foreign architectures (i386 on an amd64 host) and nothing is
+installed or reconfigured. Elsewhere (or with HARNESS_DEB_FETCH=mirror) the
+archive is read directly (debmirror.py). Either way the package is read in
+Python (an `ar` file holding data.tar.*): the wanted member is extracted in
+one pass, with no dpkg-deb.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..files import sha256_file
+from .archive import ArchiveError, NoMember, iter_member
 from .cache import Cache
 
 LIST_MAX_AGE = 6 * 3600  # refresh package lists older than this (seconds)
@@ -165,33 +168,34 @@ class AptArchive:
 
 def extract_member(cache: Cache, deb: Path, pattern: str) -> tuple[str, str] | None:
     """Store the first member of `deb` matching glob `pattern`; (member, sha256)."""
-    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    assert proc.stdout is not None
-    found = None
     try:
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-            for info in tar:
-                name = info.name.removeprefix("./")
-                if not fnmatch.fnmatchcase(name, pattern.removeprefix("./")):
-                    continue
-                if not info.isfile():
-                    raise DebError(f"{deb.name}: {name} is not a regular file")
-                src = tar.extractfile(info)
-                assert src is not None
-                with cache.new_blob() as (f, h):
-                    while block := src.read(1 << 20):
-                        f.write(block)
-                        h.update(block)
-                found = (name, h.hexdigest())
-                break
-    except tarfile.TarError as exc:
+        name, chunks = iter_member(deb, pattern)
+        with cache.new_blob() as (f, h):
+            for block in chunks:
+                f.write(block)
+                h.update(block)
+    except NoMember:
+        return None
+    except (ArchiveError, OSError, EOFError, ValueError) as exc:
         raise DebError(f"{deb.name}: cannot read its data: {exc}") from None
-    finally:
-        proc.stdout.close()
-        proc.kill()
-        proc.wait()
-    return found
+    return name, h.hexdigest()
+
+
+FETCHERS = ("apt", "mirror")
+
+
+def archive_for(cache: Cache, arch: str, log: Callable[[str], None] = print) -> Any:
+    """apt where the host has it, the archive read directly elsewhere;
+    HARNESS_DEB_FETCH=apt|mirror chooses."""
+    how = os.environ.get("HARNESS_DEB_FETCH", "") or (
+        "apt" if shutil.which("apt-get") else "mirror")
+    if how not in FETCHERS:
+        raise DebError(f"HARNESS_DEB_FETCH={how!r}: expected one of {', '.join(FETCHERS)}")
+    if how == "apt":
+        return AptArchive(cache, arch, log)
+    from .debmirror import MirrorArchive
+
+    return MirrorArchive(cache, arch, log)
 
 
 def fetch_deb_file(
@@ -205,7 +209,7 @@ def fetch_deb_file(
         if ref is None:
             raise DebError(f"offline, and {package} ({arch}) {pattern} is not in the cache")
         return _from_ref(ref)
-    apt = AptArchive(cache, arch, log)
+    apt = archive_for(cache, arch, log)
     apt.update()
     # The answer depends on the package lists alone: while they are the ones it came
     # from, it is reused (apt-cache show re-reads every list, ~1 s a call)
@@ -218,7 +222,7 @@ def fetch_deb_file(
     return result
 
 
-def _search(cache: Cache, apt: AptArchive, package: str, pattern: str, depth: int,
+def _search(cache: Cache, apt: Any, package: str, pattern: str, depth: int,
             seen: set[str]) -> DebFile:
     seen.add(package)
     fields = apt.show(package)

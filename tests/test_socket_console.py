@@ -1,7 +1,8 @@
-"""Real boots with the socket console forced: the path hosts without ptys (Windows) take,
-exercised here on every commit. The default guest passes (on a unix socket and on TCP),
-a panic is a crash, silence a hang, `send:` types, and --interactive hands the console
-over, exactly as on the pty; and a SIGKILLed harness leaves no VM."""
+"""Real boots with the socket console and the portable VM guard forced: the paths hosts
+without ptys or PR_SET_PDEATHSIG (Windows, the BSDs, macOS) take, exercised here on every
+commit. The default guest passes (on a unix socket and on TCP), a panic is a crash,
+silence a hang, `send:` types, and --interactive hands the console over, exactly as on
+the pty; and a SIGKILLed harness leaves no VM under either guard."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.vm
 
 
 @pytest.fixture(autouse=True)
-def socket_console(monkeypatch):
+def other_hosts_paths(monkeypatch):
     monkeypatch.setenv("HARNESS_CONSOLE", "socket")
+    monkeypatch.setenv("HARNESS_VM_GUARD", "portable")
 
 
 def chardev(command: list[str]) -> str:

@@ -53,30 +53,40 @@ class VMProcess:
         self.qmp_socket = qmp_socket
         parent = os.getpid()
         stderr_path.write_bytes(b"")  # exists before the VMM runs, so it can be followed
-        # --- guard (harness/backends/guard.py): up before the VMM, armed once it runs ---
+
+        def spawn(guard: vm_guard.Guard) -> int:
+            try:
+                self.child = pexpect.spawn(
+                    argv[0], argv[1:], env=env, cwd=str(cwd) if cwd else None, echo=False,
+                    dimensions=(50, 200),
+                    preexec_fn=lambda: _child_setup(str(stderr_path), parent, guard),
+                )
+            except pexpect.ExceptionPexpect as exc:
+                raise SpawnError(f"cannot start {argv[0]}: {exc}") from None
+            self.child.ptyproc.delayafterclose = 0
+            self.child.delayafterclose = 0
+            self.fd = self.child.child_fd
+            return self.child.pid
+
+        self._start_guarded(spawn)
+
+    def _start_guarded(self, spawn: Callable[[vm_guard.Guard], int]) -> None:
+        """The VM guard (guard.py) up before the VMM, the VMM spawned (`spawn` gives
+        its pid), then the guard armed on it: no transport runs a VMM unguarded."""
         try:
             guard = self.guard = vm_guard.start()
         except vm_guard.GuardError as exc:
             raise SpawnError(str(exc)) from None
-        # --- end guard ---
         try:
-            self.child = pexpect.spawn(
-                argv[0], argv[1:], env=env, cwd=str(cwd) if cwd else None, echo=False,
-                dimensions=(50, 200),
-                preexec_fn=lambda: _child_setup(str(stderr_path), parent, guard),
-            )
-        except pexpect.ExceptionPexpect as exc:
+            self.pid = spawn(guard)
+        except SpawnError:
             guard.release()
-            raise SpawnError(f"cannot start {argv[0]}: {exc}") from None
-        self.child.ptyproc.delayafterclose = 0
-        self.child.delayafterclose = 0
-        self.pid = self.child.pid
-        self.fd = self.child.child_fd
+            raise
         self.started = time.monotonic()
         self.exit_status: int | None = None
         with _LIVE_LOCK:
             _LIVE.add(self)
-        try:  # --- guard ---
+        try:
             guard.arm(self.pid)
         except vm_guard.GuardError as exc:
             self.stop(grace=0.5)  # an unguarded VM does not run

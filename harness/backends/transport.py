@@ -127,25 +127,12 @@ class _PopenVM(VMProcess):
         self.argv = argv
         self.stderr_path = stderr_path
         self.qmp_socket = qmp_socket
-        try:  # the VM guard as for the pty (process.py): up before, armed once it runs
-            guard = self.guard = vm_guard.start()
-        except vm_guard.GuardError as exc:
-            raise SpawnError(str(exc)) from None
-        try:
+
+        def spawn(guard: vm_guard.Guard) -> int:
             self.popen = _spawn(argv, stderr_path, stdin, stdout, env, cwd, guard)
-        except SpawnError:
-            guard.release()
-            raise
-        self.pid = self.popen.pid
-        self.started = time.monotonic()
-        self.exit_status: int | None = None
-        with _LIVE_LOCK:
-            _LIVE.add(self)
-        try:
-            guard.arm(self.pid)
-        except vm_guard.GuardError as exc:
-            self.stop(grace=0.5)  # an unguarded VM does not run
-            raise SpawnError(str(exc)) from None
+            return self.popen.pid
+
+        self._start_guarded(spawn)  # the VM guard as for the pty (process.py)
 
     def alive(self) -> bool:
         if self.exit_status is not None:

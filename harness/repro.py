@@ -66,7 +66,7 @@ def repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: Launch,
            "# guest powers off or resets, or: kill the PID it prints. Teardown commands",
            "# (if any) run when it ends or on Ctrl-C.", _PRELUDE]
     replace = {str(folder): "$WORK", str(folder.resolve()): "$WORK"}
-    if launch.monitor is not None:
+    if isinstance(launch.monitor, Path):
         replace[str(launch.monitor.parent)] = "$WORK"
     for i, (name, img) in enumerate(sorted(images.items())):
         out += _image_block(f"IMG{i}", name, img)

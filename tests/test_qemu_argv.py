@@ -184,3 +184,28 @@ def test_this_qemu_accepts_the_command_line(default_images, tmp_path):
             vm.stop()
         assert not vm.alive()
         assert (tmp_path / "stderr").read_text() == ""
+
+
+def test_without_unix_sockets_qmp_is_served_on_tcp_and_answers(default_images, tmp_path,
+                                                               monkeypatch):
+    """Windows' Python has no AF_UNIX: the monitor is a TCP port on 127.0.0.1, which
+    real QEMU serves and the QMP client (and a polite quit) use."""
+    from harness.backends import addresses
+    from harness.backends.process import VMProcess
+    from harness.backends.qmp import QMP
+
+    monkeypatch.setattr(addresses, "has_unix", lambda: False)
+    launch = build_launch(cell(), {k: v.path for k, v in default_images.items()},
+                          LaunchContext(tmp_path, tmp_path))
+    [qmp] = opt(launch.argv, "-qmp")
+    assert re.fullmatch(r"tcp:127\.0\.0\.1:\d+,server=on,wait=off", qmp)
+    assert launch.monitor == qmp.removesuffix(",server=on,wait=off")
+    vm = VMProcess([*launch.argv, "-S"], tmp_path / "stderr", launch.monitor)
+    try:
+        with QMP(launch.monitor) as q:
+            q.connect(wait=10)
+            assert q.command("query-status")["status"] == "prelaunch"
+        assert vm.stop(grace=5.0) == 0  # ended by QMP `quit`, not by a signal
+    finally:
+        vm.stop()
+    assert not vm.alive()

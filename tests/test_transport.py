@@ -249,3 +249,22 @@ def _read_until(vm, end: bytes, within: float = 10) -> bytes:
     while end not in got and time.monotonic() < deadline:
         got += vm.read(0.1) or b""
     return got
+
+
+def test_without_process_groups_a_vmm_and_its_children_are_still_ended(tmp_path, monkeypatch):
+    """Windows has no killpg: stop() ends the VMM and every process it started through
+    psutil, first politely, then by force."""
+    import psutil
+
+    monkeypatch.delattr(os, "killpg")
+    script = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', " \
+             "'import time; time.sleep(300)']); print('up', flush=True); time.sleep(300)"
+    vm = PipeVM([sys.executable, "-c", script], tmp_path / "vmm.stderr")
+    try:
+        assert vm.read(10.0)  # "up": its child has been started
+        children = psutil.Process(vm.pid).children(recursive=True)
+        assert children
+    finally:
+        vm.stop(grace=2.0)
+    assert gone(vm.pid) and vm not in live_vms()
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]

@@ -55,7 +55,9 @@ class Launch:
     firmware_files: tuple[Path, ...] = ()
     vars_template: Path | None = None  # copied to `vars_file` before setup
     vars_file: Path | None = None
-    monitor: Path | None = None  # a QMP socket: screens, keys, a polite quit
+    # QMP (screens, keys, a polite quit): its unix socket, or "tcp:HOST:PORT" on hosts
+    # without unix sockets
+    monitor: Path | str | None = None
     name: str = ""  # the VM's name in the VMM's own registry
     media: dict[str, Path] = field(default_factory=dict)  # image -> path it is used by
     console: str | None = None  # where argv serves the console; None: on its terminal

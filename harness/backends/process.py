@@ -46,7 +46,7 @@ def _child_setup(stderr_path: str, parent: int, guard: vm_guard.Guard) -> None:
 class VMProcess:
     """One VMM process with its console on a pty."""
 
-    def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path | None = None,
+    def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path | str | None = None,
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.argv = argv
         self.stderr_path = stderr_path
@@ -144,16 +144,16 @@ class VMProcess:
     def stop(self, grace: float = 2.0) -> int | None:
         """End the VM: QMP quit, then SIGTERM to its group, then SIGKILL."""
         try:
-            if self.alive() and self.qmp_socket is not None and self.qmp_socket.exists():
+            if self.alive() and self.qmp_socket is not None and (
+                    isinstance(self.qmp_socket, str) or self.qmp_socket.exists()):
                 with contextlib.suppress(QMPError, OSError), QMP(self.qmp_socket, timeout=1.0) as q:
                     q.connect(wait=0.5)
                     q.command("quit")
                 self.wait(grace)
-            for sig in (signal.SIGTERM, signal.SIGKILL):
+            for hard in (False, True):
                 if not self.alive():
                     break
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(self.pid, sig)
+                end_group(self.pid, hard)
                 self.wait(grace)
             return self.exit_status
         finally:
@@ -167,6 +167,26 @@ class VMProcess:
             _LIVE.discard(self)
 
 
+def end_group(pid: int, hard: bool) -> None:
+    """SIGTERM (SIGKILL if `hard`) to the VMM's process group (its session, which it
+    leads). Where there are no process groups (Windows) the VMM and every process it
+    started are ended through psutil instead: terminate, or kill."""
+    if hasattr(os, "killpg"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL if hard else signal.SIGTERM)
+        return
+    import psutil
+
+    try:
+        top = psutil.Process(pid)
+        tree = [*top.children(recursive=True), top]
+    except psutil.Error:
+        return
+    for p in tree:
+        with contextlib.suppress(psutil.Error):
+            p.kill() if hard else p.terminate()
+
+
 def live_vms() -> list[VMProcess]:
     with _LIVE_LOCK:
         return list(_LIVE)
@@ -175,7 +195,6 @@ def live_vms() -> list[VMProcess]:
 def kill_all() -> None:
     """Kill every VM this process started (for signal handlers and exit hooks)."""
     for vm in live_vms():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(vm.pid, signal.SIGKILL)
+        end_group(vm.pid, hard=True)
         vm.wait(2.0)
         vm.close()

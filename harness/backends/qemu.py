@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import knowledge
 from ..model import BackendInfo, Cell
+from . import addresses
 from .base import Launch, LaunchContext, LaunchError
 from .media import WRITABLE, overlay_argv
 from .probe import (
@@ -156,9 +157,10 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
         "-serial", f"chardev:{CONSOLE_CHARDEV}",
     ]
     monitor = None
-    if ctx.sockdir is not None:
-        monitor = ctx.sockdir / "qmp.sock"
-        argv += ["-qmp", f"unix:{monitor},server=on,wait=off"]
+    if ctx.sockdir is not None:  # QMP: a unix socket, or TCP on hosts without them
+        address = addresses.local(ctx.sockdir / "qmp.sock")
+        monitor = addresses.unix_path(address) or address
+        argv += ["-qmp", f"{address},server=on,wait=off"]
     argv.append("-no-reboot")
 
     vars_template = vars_file = None

@@ -1,4 +1,5 @@
-"""A minimal QMP client over a unix socket: enough to control a VM.
+"""A minimal QMP client over a unix socket (TCP where there are none): enough to
+control a VM.
 
 QMP is line-delimited JSON; after the greeting, `qmp_capabilities` enters
 command mode. Asynchronous events are kept, not lost, while waiting for a
@@ -13,14 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import addresses
+
 
 class QMPError(Exception):
     pass
 
 
 class QMP:
-    def __init__(self, path: Path, timeout: float = 5.0) -> None:
+    def __init__(self, path: Path | str, timeout: float = 5.0) -> None:
+        """`path`: the monitor's unix socket, or a `tcp:HOST:PORT` address."""
         self.path = path
+        self.address = path if isinstance(path, str) else f"unix:{path}"
         self.timeout = timeout
         self.events: list[dict[str, Any]] = []
         self._sock: socket.socket | None = None
@@ -30,13 +35,11 @@ class QMP:
         """Connect (retrying while QEMU creates the socket); the greeting."""
         deadline = time.monotonic() + wait
         while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
             try:
-                sock.connect(str(self.path))
+                sock = addresses.connect(self.address, self.timeout)
+                sock.settimeout(self.timeout)
                 break
             except (FileNotFoundError, ConnectionRefusedError):
-                sock.close()
                 if time.monotonic() >= deadline:
                     raise QMPError(f"no QMP socket at {self.path}") from None
                 time.sleep(0.05)

@@ -17,7 +17,6 @@ import contextlib
 import os
 import queue
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -27,9 +26,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
+from . import addresses
 from . import guard as vm_guard
 from .base import Launch
-from .process import _LIVE, _LIVE_LOCK, SpawnError, VMProcess, _child_setup
+from .process import _LIVE, _LIVE_LOCK, SpawnError, VMProcess, _child_setup, end_group
 
 PTY, SOCKET = "pty", "socket"
 TRANSPORTS = (PTY, SOCKET)
@@ -59,28 +59,10 @@ def choose(option: str | None = None, env: Mapping[str, str] | None = None,
 def socket_address(sockdir: Path, unix: bool | None = None) -> str:
     """Where a VMM serves the console: `unix:PATH` where the host has unix sockets,
     else `tcp:127.0.0.1:PORT` with a port that is free now."""
-    if unix is None:
-        unix = hasattr(socket, "AF_UNIX")
-    if unix:
-        return f"unix:{sockdir / 'console.sock'}"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp:127.0.0.1:{s.getsockname()[1]}"
+    return addresses.local(sockdir / "console.sock", unix)
 
 
-def connect(address: str) -> socket.socket:
-    """A connection to `unix:PATH` or `tcp:HOST:PORT`; OSError while nobody listens."""
-    kind, _, rest = address.partition(":")
-    if kind == "unix":
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(rest)
-        except OSError:
-            s.close()
-            raise
-        return s
-    host, _, port = rest.rpartition(":")
-    return socket.create_connection((host, int(port)), timeout=2.0)
+connect = addresses.connect
 
 
 def open_console(launch: Launch, stderr_path: Path, transport: str) -> VMProcess:
@@ -121,7 +103,7 @@ class _PopenVM(VMProcess):
 
     what = "console"
 
-    def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path | None,
+    def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path | str | None,
                  stdin: int, stdout: int, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:
         self.argv = argv
@@ -171,11 +153,7 @@ class _PopenVM(VMProcess):
 
     def close(self) -> None:
         if self.alive():  # never left behind, whoever closes it
-            with contextlib.suppress(OSError):
-                if os.name == "posix":
-                    os.killpg(self.pid, signal.SIGKILL)
-                else:
-                    self.popen.kill()
+            end_group(self.pid, hard=True)
             self.wait(2.0)
         for f in (self.popen.stdin, self.popen.stdout):
             if f is not None:
@@ -190,7 +168,7 @@ class SocketVM(_PopenVM):
     """A VMM serving its console on a socket (`unix:PATH` or `tcp:HOST:PORT`)."""
 
     def __init__(self, argv: list[str], stderr_path: Path, address: str,
-                 qmp_socket: Path | None = None, env: dict[str, str] | None = None,
+                 qmp_socket: Path | str | None = None, env: dict[str, str] | None = None,
                  cwd: Path | None = None, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         super().__init__(argv, stderr_path, qmp_socket, subprocess.DEVNULL,
                          subprocess.DEVNULL, env, cwd)
@@ -251,7 +229,7 @@ class PipeVM(_PopenVM):
 
     what = "console pipe"
 
-    def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path | None = None,
+    def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path | str | None = None,
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         super().__init__(argv, stderr_path, qmp_socket, subprocess.PIPE, subprocess.PIPE,
                          env, cwd)

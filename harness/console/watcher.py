@@ -40,7 +40,7 @@ KEY_GAP = 0.02  # seconds between typed keys
 
 
 class ScreenWatcher:
-    def __init__(self, qmp_socket: Path, workdir: Path, folder: Path, tracker: BootTracker,
+    def __init__(self, qmp_socket: Path | str, workdir: Path, folder: Path, tracker: BootTracker,
                  transcript: Transcript | None = None, slow: float = SLOW,
                  fast: float = FAST) -> None:
         self.qmp = QMP(qmp_socket, timeout=5.0)

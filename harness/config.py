@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import knowledge
@@ -63,7 +63,7 @@ __all__ = ["ConfigError", "ConfigIssue", "load_guest", "load_guests", "load_matr
            "memory_mb"]
 
 CONSOLES = ("serial", "vga-text", "screen")
-BOOT_KINDS = ("kernel", "cdrom", "disk", "floppy")
+BOOT_KINDS = ("kernel", "cdrom", "disk", "floppy", "network")
 # --- guest files -------------------------------------------------------------
 
 GUEST_KEYS = (
@@ -129,7 +129,7 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
     b = m.sub("boot")
     if b is None:
         return None
-    b.keys((*BOOT_KINDS, "initrd", "cmdline", "bios", "modules"))
+    b.keys((*BOOT_KINDS, "initrd", "cmdline", "bios", "modules", "bootfile"))
     kinds = [k for k in BOOT_KINDS if k in b.data]
     if len(kinds) != 1:
         c.issue(b.line, "boot", f"needs exactly one of {', '.join(BOOT_KINDS)}")
@@ -153,11 +153,14 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         c.issue(b.line_of("modules"), b.path("modules"),
                 "give an initrd or multiboot modules, not both")
     bios = b.get("bios", _str)
+    if kind != "network" and "bootfile" in b.data:
+        c.issue(b.line_of("bootfile"), b.path("bootfile"), "only for network boots")
     if kind != "kernel":
         for key in ("initrd", "cmdline", "modules"):
             if key in b.data:
                 c.issue(b.line_of(key), b.path(key), "only for kernel boots")
-        return BootSpec(kind, image=b.get(kind, _str), bios=bios)
+        return BootSpec(kind, image=b.get(kind, _str), bios=bios,
+                        bootfiles=_bootfiles(c, b) if kind == "network" else {})
     return BootSpec(
         "kernel",
         kernel=next(iter(kernels.values())) if kernels else b.get("kernel", _str),
@@ -167,6 +170,28 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         bios=bios,
         modules=tuple(modules),
     )
+
+
+def _bootfiles(c: _Checker, b: _Map) -> dict[str, str]:
+    """`bootfile:` of a network boot: the file the PXE client asks TFTP for, one for
+    every firmware or `{bios: …, uefi: …}`, a path inside the tree."""
+    if "bootfile" not in b.data:
+        c.issue(b.line, b.path("bootfile"), "a network boot needs the file its PXE client "
+                "loads (e.g. pxelinux.0)")
+        return {}
+    if isinstance(b.data["bootfile"], dict):
+        f = b.sub("bootfile")
+        assert f is not None
+        f.keys(knowledge.FIRMWARES)
+        files = {fw: name for fw in knowledge.FIRMWARES if (name := f.get(fw, _str))}
+    else:
+        files = dict.fromkeys(knowledge.FIRMWARES, b.get("bootfile", _str, ""))
+    for name in set(files.values()):
+        parts = PurePosixPath(name).parts
+        if not parts or name.startswith("/") or ".." in parts or "," in name:
+            c.issue(b.line_of("bootfile"), b.path("bootfile"),
+                    f"{shown(name)}: expected a relative path inside the tree, without ','")
+    return {fw: name for fw, name in files.items() if name}
 
 
 def _modules(c: _Checker, b: _Map, images: dict[str, ImageSpec]) -> list[Module]:

@@ -150,6 +150,7 @@ def arches() -> dict[str, ArchInfo]:
             machine=_strs(d.get("machine")),
             firmware=d.get("firmware", {}),
             cpu=d.get("cpu"),
+            nic=d.get("nic"),
         ))
 
 

@@ -177,6 +177,7 @@ class ArchInfo:
     machine: dict[str, str]
     firmware: dict[str, dict[str, Any]]
     cpu: str | None = None
+    nic: str | None = None  # the -device a network boot uses (its option ROM does PXE)
 
 
 # How far a guest file's claims were checked, strongest first: booted by this
@@ -213,14 +214,15 @@ class Module:
 
 @dataclass(frozen=True)
 class BootSpec:
-    kind: str  # kernel | cdrom | disk | floppy
+    kind: str  # kernel | cdrom | disk | floppy | network
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str = ""
-    image: str | None = None  # for cdrom / disk / floppy
+    image: str | None = None  # for cdrom / disk / floppy; network: the TFTP tree (a tar)
     bios: str | None = None  # an image loaded as the machine's firmware (-bios), e.g. OpenSBI
     modules: tuple[Module, ...] = ()  # multiboot modules, instead of an initrd
     kernels: dict[str, str] = field(default_factory=dict)  # firmware -> kernel image
+    bootfiles: dict[str, str] = field(default_factory=dict)  # network: firmware -> file
 
     def kernel_for(self, firmware: str) -> str | None:
         """The kernel image booted under `firmware` (memtest86+: .bin vs .efi)."""

@@ -87,6 +87,10 @@ def repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: Launch,
         vars_file = _word(str(launch.vars_file), replace)
         out += [f'say "copying the UEFI variables template {launch.vars_template}"',
                 f"cp {shlex.quote(str(launch.vars_template))} {vars_file}"]
+    for tree, tar in launch.trees.items():
+        dest = _word(str(tree), replace)
+        out += [f'say "unpacking the network boot tree into {dest}"',
+                f"mkdir -p {dest} && tar -xf {_word(str(tar), replace)} -C {dest}"]
     if launch.teardown:
         out += ["teardown() {", *(f"  {line(a)} || true" for a in launch.teardown), "}",
                 "trap teardown EXIT INT TERM"]

@@ -32,6 +32,7 @@ from .console.engine import PatternTimeout
 from .console.matcher import Event
 from .console.tracker import BootTracker
 from .console.transcript import Transcript
+from .images.archive import ArchiveError, unpack_tree
 from .interact import hand_over, keys_while_booting
 from .judge import Attempt
 from .model import Cell
@@ -75,6 +76,11 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
             path.write_text(text)
         if launch.vars_template is not None and launch.vars_file is not None:
             shutil.copyfile(launch.vars_template, launch.vars_file)
+        for tree, tar in launch.trees.items():
+            try:
+                unpack_tree(tar, tree)
+            except ArchiveError as exc:
+                return Attempt(None, f"cannot unpack the network boot tree: {exc}", launch)
         (folder / "command.txt").write_text(launch.describe())
         log = folder / "vmm.commands.log"
         try:
@@ -91,6 +97,8 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
         if not ctx.keep:
             for path in overlays(folder):
                 path.unlink(missing_ok=True)
+            for tree in launch.trees if launch is not None else ():
+                shutil.rmtree(tree, ignore_errors=True)
 
 
 def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,

@@ -62,12 +62,15 @@ class Launch:
     media: dict[str, Path] = field(default_factory=dict)  # image -> path it is used by
     console: str | None = None  # where argv serves the console; None: on its terminal
     terminal_argv: list[str] | None = None  # argv with the console on the terminal (repro.sh)
+    trees: dict[Path, Path] = field(default_factory=dict)  # folder -> tar unpacked into it
+
 
     def describe(self) -> str:
         """command.txt: what runs, in order, as shell lines a person can read."""
         out = [f"# write {p}" for p in self.files]
         if self.vars_template is not None:
             out.append(f"# copy {self.vars_template} to {self.vars_file}")
+        out += [f"# unpack {tar} into {folder}" for folder, tar in self.trees.items()]
         out += [shlex.join(a) for a in self.setup] + [shlex.join(self.argv)]
         out += [f"# afterwards: {shlex.join(a)}" for a in self.teardown]
         return "\n".join(out) + "\n"

@@ -36,7 +36,14 @@ CONSOLE_CHARDEV = "console"
 
 
 def why_not(cell: Cell) -> str | None:
-    """QEMU runs every guest file's boot; a UEFI cell needs this arch's firmware."""
+    """QEMU runs every guest file's boot; a UEFI cell needs this arch's firmware, a
+    network boot a boot file for the cell's firmware and a card that boots."""
+    boot = cell.guest.boot
+    if boot.kind == "network":
+        if cell.firmware not in boot.bootfiles:
+            return f"the guest names no network boot file for {cell.firmware}"
+        if cell.arch_info is not None and not cell.arch_info.nic:
+            return f"no network card that boots is known for {cell.guest.arch} (arches.yaml)"
     if cell.firmware != "uefi":
         return None
     try:
@@ -175,6 +182,10 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
         firmware_files = (code, vars_template)
 
     media, setup = _media(cell, images, ctx.folder)
+    trees: dict[Path, Path] = {}
+    if guest.boot.kind == "network":  # QEMU's own DHCP and TFTP serve the tree
+        assert guest.boot.image is not None
+        trees[media[guest.boot.image]] = images[guest.boot.image]
     argv += _boot_args(cell, media, append)
     argv += extra
     if ctx.gdb_port is not None:  # paused at the first instruction, the stub listening
@@ -185,7 +196,7 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
         terminal = [*argv[:at], console_chardev(None), *argv[at + 1:]]
     return Launch(argv, setup=setup, firmware_files=firmware_files,
                   vars_template=vars_template, vars_file=vars_file, monitor=monitor,
-                  media=media, console=ctx.console, terminal_argv=terminal)
+                  media=media, console=ctx.console, terminal_argv=terminal, trees=trees)
 
 
 def console_chardev(address: str | None) -> str:
@@ -208,6 +219,8 @@ def _media(cell: Cell, images: dict[str, Path],
     """Paths for the command line: an overlay (and the command that makes it) for a
     writable boot medium, the rest as they are."""
     boot = cell.guest.boot
+    if boot.kind == "network" and boot.image:  # the tree's tar, unpacked here (trees)
+        return {**images, boot.image: folder / "tftp"}, []
     if boot.kind not in WRITABLE or not boot.image:
         return dict(images), []
     overlay = folder / f"{boot.image}.overlay.qcow2"
@@ -243,6 +256,11 @@ def _media_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[
         return args
     assert boot.image is not None
     path = images[boot.image]
+    if boot.kind == "network":
+        assert cell.arch_info is not None and cell.arch_info.nic
+        bootfile = boot.bootfiles[cell.firmware]  # `path`: the tree, unpacked (`_media`)
+        return ["-netdev", f"user,id=pxe,tftp={path},bootfile={bootfile}",
+                "-device", f"{cell.arch_info.nic},netdev=pxe", "-boot", "n"]
     if boot.kind == "cdrom":
         return ["-drive", f"file={path},media=cdrom,readonly=on,if=ide,index=2", "-boot", "d"]
     media = f"file={path},format=qcow2"  # the per-cell overlay (`_media`) takes the writes

@@ -44,6 +44,8 @@ class Backend:
                     f"keys through: serial-console guests only")
         if any(m.keys for m in cell.guest.milestones) and not self.can("keys"):
             return f"{self.name} cannot type keys into the guest: serial-console guests only"
+        if cell.guest.boot.kind == "network" and not self.can("netboot"):
+            return f"{self.name} cannot serve a network boot's TFTP tree"
         return self.module.why_not(cell)
 
     def build_launch(self, cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Launch:

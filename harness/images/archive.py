@@ -11,6 +11,7 @@ import bz2
 import fnmatch
 import gzip
 import lzma
+import posixpath
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -146,6 +147,12 @@ def _tar_member(fileobj: IO[bytes], pattern: str, label: str) -> tuple[str, Iter
 
 def _deb_member(path: Path, pattern: str) -> tuple[str, Iterator[bytes]]:
     """A .deb is an ar archive; the files are in its data.tar.* member."""
+    stream, label = _deb_data(path)
+    return _tar_member(stream, pattern, label)
+
+
+def _deb_data(path: Path) -> tuple[IO[bytes], str]:
+    """The data.tar.* stream of a .deb (decompressed where tarfile cannot), its label."""
     f = path.open("rb")
     f.read(8)
     while header := f.read(60):
@@ -157,7 +164,7 @@ def _deb_member(path: Path, pattern: str) -> tuple[str, Iterator[bytes]]:
             data = _Window(f, size)
             # tarfile's "r|*" reads gz, bz2 and xz itself; zstd it does not know
             stream = _zstd_reader(data) if name.endswith(".zst") else data
-            return _tar_member(stream, pattern, f"{path.name}:{name}")
+            return stream, f"{path.name}:{name}"
         f.seek(size + (size & 1), 1)
     f.close()
     raise ArchiveError(f"{path.name}: no data.tar member (not a Debian package?)")
@@ -185,3 +192,96 @@ class _Window:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- a folder out of an archive (a TFTP tree for a network boot) ----------------
+
+
+def _inside(rel: str, link: str) -> bool:
+    """Whether symlink `rel` -> `link` stays inside the tree it is part of."""
+    if link.startswith("/"):
+        return False
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), link))
+    return target != ".." and not target.startswith("../")
+
+
+class _Sink:
+    """Where tarfile writes: the bytes are handed on as they come."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+def iter_tree(path: Path, folder: str) -> tuple[str, Iterator[bytes]]:
+    """(folder, a tar of everything under `folder` of a tar/.deb, paths relative to it):
+    directories, files and symlinks that stay inside; nothing else is taken."""
+    prefix = _normal(folder).strip("/") + "/"
+    with path.open("rb") as f:
+        deb = f.read(8) == b"!<arch>\n"
+    src, label = _deb_data(path) if deb else (path.open("rb"), path.name)
+
+    def gen() -> Iterator[bytes]:
+        sink, found = _Sink(), 0
+        try:
+            with tarfile.open(fileobj=src, mode="r|*") as tin, \
+                    tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tout:
+                for info in tin:
+                    name = _normal(info.name)
+                    rel = name[len(prefix):].strip("/") if name.startswith(prefix) else ""
+                    if not rel or not (info.isfile() or info.isdir() or info.issym()):
+                        continue
+                    if not safe_member_name(rel) or (info.issym()
+                                                     and not _inside(rel, info.linkname)):
+                        raise ArchiveError(f"{label}: refusing {name!r} (it leads out of "
+                                           f"{prefix})")
+                    out = tarfile.TarInfo(rel)
+                    out.type, out.mode, out.mtime = info.type, info.mode & 0o755, info.mtime
+                    out.linkname, out.size = info.linkname, info.size if info.isfile() else 0
+                    tout.addfile(out, tin.extractfile(info) if info.isfile() else None)
+                    found += 1
+                    yield sink.take()
+        except tarfile.TarError as exc:
+            raise ArchiveError(f"{label}: not a readable tar archive ({exc})") from None
+        finally:
+            src.close()
+        if not found:
+            raise NoMember(f"no folder {prefix!r} in {label}")
+        yield sink.take()  # the end-of-archive blocks, written as the writer closed
+
+    return prefix, gen()
+
+
+def unpack_tree(tar: Path, dest: Path) -> None:
+    """Unpack a tree made by `iter_tree` into `dest`, checking every name again (the
+    tar came from the cache, but a cache is a file system anyone may have written)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(tar, mode="r:*") as t:
+            for info in t:
+                if not safe_member_name(info.name) or not (
+                        info.isfile() or info.isdir()
+                        or (info.issym() and _inside(info.name, info.linkname))):
+                    raise ArchiveError(f"{tar.name}: refusing {info.name!r}")
+                target = dest / info.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if info.isdir():
+                    target.mkdir(exist_ok=True)
+                elif info.issym():
+                    target.symlink_to(info.linkname)
+                else:
+                    src = t.extractfile(info)
+                    assert src is not None
+                    with src, target.open("wb") as out:
+                        while block := src.read(CHUNK):
+                            out.write(block)
+    except tarfile.TarError as exc:
+        raise ArchiveError(f"{tar.name}: not a readable tar archive ({exc})") from None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import sha256_file
-from .archive import ArchiveError, NoMember, iter_member
+from .archive import ArchiveError, NoMember, iter_member, iter_tree
 from .cache import Cache
 
 LIST_MAX_AGE = 6 * 3600  # refresh package lists older than this (seconds)
@@ -167,9 +167,11 @@ class AptArchive:
 
 
 def extract_member(cache: Cache, deb: Path, pattern: str) -> tuple[str, str] | None:
-    """Store the first member of `deb` matching glob `pattern`; (member, sha256)."""
+    """Store the first member of `deb` matching glob `pattern`; (member, sha256).
+    A pattern ending in "/" is a folder: everything under it, stored as a tar."""
     try:
-        name, chunks = iter_member(deb, pattern)
+        name, chunks = (iter_tree(deb, pattern) if pattern.endswith("/")
+                        else iter_member(deb, pattern))
         with cache.new_blob() as (f, h):
             for block in chunks:
                 f.write(block)

@@ -19,7 +19,14 @@ from typing import Any
 
 from ..files import sha256_file
 from ..model import Guest, ImageSpec
-from .archive import ArchiveError, check_format, compression_for, iter_member, open_decompressed
+from .archive import (
+    ArchiveError,
+    check_format,
+    compression_for,
+    iter_member,
+    iter_tree,
+    open_decompressed,
+)
 from .cache import Cache, CacheError, Digests
 from .checksums import ChecksumError, Digest, parse_sums, pick
 from .debian import DebError, fetch_deb_file
@@ -199,7 +206,8 @@ class ImageStore:
                 final = self._store_chunks(iter(lambda: src.read(1 << 20), b""), path.name, kind)
             path = self.cache.blob_path(final)
         if member:
-            member_name, chunks = iter_member(path, member)
+            member_name, chunks = (iter_tree(path, member) if member.endswith("/")
+                                   else iter_member(path, member))
             final = self._store_chunks(chunks, path.name, "archive")
         return self.cache.set_ref(key, final, member=member_name)
 

@@ -126,8 +126,13 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         return None
     b.keys((*BOOT_KINDS, "initrd", "cmdline", "bios", "modules"))
     kinds = [k for k in BOOT_KINDS if k in b.data]
+    # a kernel boot may keep its CD attached (an installer ISO whose kernel it boots)
+    cd_too = kinds == ["kernel", "cdrom"]
+    if cd_too:
+        kinds = ["kernel"]
     if len(kinds) != 1:
-        c.issue(b.line, "boot", f"needs exactly one of {', '.join(BOOT_KINDS)}")
+        c.issue(b.line, "boot", f"needs exactly one of {', '.join(BOOT_KINDS)} "
+                "(a kernel boot may also attach a cdrom)")
         return None
     kind = kinds[0]
     kernels: dict[str, str] = {}
@@ -139,7 +144,8 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         for fw, ref in kernels.items():
             if ref not in images:
                 c.issue(k.line_of(fw), k.path(fw), f"no image named {shown(ref)} in images")
-    for key in ((kind, "initrd", "bios") if not kernels else ("initrd", "bios")):
+    refs = (kind, "initrd", "bios") if not kernels else ("initrd", "bios")
+    for key in (*refs, "cdrom") if cd_too else refs:
         ref = b.get(key, _str)
         if ref is not None and ref not in images:
             c.issue(b.line_of(key), b.path(key), f"no image named {shown(ref)} in images")
@@ -161,6 +167,7 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         cmdline=b.get("cmdline", _text, ""),
         bios=bios,
         modules=tuple(modules),
+        cdrom=b.get("cdrom", _str) if cd_too else None,
     )
 
 

@@ -184,7 +184,7 @@ class ImageSpec:
     """One named artefact of a guest; exactly one source kind."""
 
     name: str
-    kind: str  # deb | build | file
+    kind: str  # url | deb | build | file | from
     params: dict[str, Any]
     sha256: str | None = None
 
@@ -207,6 +207,7 @@ class BootSpec:
     bios: str | None = None  # an image loaded as the machine's firmware (-bios), e.g. OpenSBI
     modules: tuple[Module, ...] = ()  # multiboot modules, instead of an initrd
     kernels: dict[str, str] = field(default_factory=dict)  # firmware -> kernel image
+    cdrom: str | None = None  # a CD attached to a kernel boot (the ISO its kernel came from)
 
     def kernel_for(self, firmware: str) -> str | None:
         """The kernel image booted under `firmware` (memtest86+: .bin vs .efi)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,7 @@ from .validate import (
     quirk,
     shown,
 )
-from .yamlpos import LineList
+from .yamlpos import LineList, YamlError, load_file
 
 __all__ = ["ConfigError", "ConfigIssue", "load_guest", "load_guests", "load_matrix",
            "memory_mb"]
@@ -410,8 +412,13 @@ def _timeouts(t: _Map | None, base: Timeouts | None = None) -> Timeouts | None:
                     stall=t.get("stall", _positive, base.stall))
 
 
-def load_guests(folder: Path) -> dict[str, Guest]:
-    """Every guest file in `folder`, by id; all problems of all files at once."""
+def _note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_guests(folder: Path, note: Callable[[str], None] = _note) -> dict[str, Guest]:
+    """Every guest file in `folder`, by id; all problems of all files at once. A matrix
+    file kept among them (told by its keys) is skipped with a note, not read as a guest."""
     issues: list[ConfigIssue] = []
     guests: dict[str, Guest] = {}
     if not folder.is_dir():
@@ -419,6 +426,9 @@ def load_guests(folder: Path) -> dict[str, Guest]:
     # not only regular files: a FIFO or a folder named *.yaml is refused, not skipped
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
     for path in files:
+        if keys := matrix_keys(path):
+            note(f"{path}: a matrix file (keys {', '.join(keys)}), not a guest: skipped")
+            continue
         try:
             guest = load_guest(path)
         except ConfigError as exc:
@@ -439,6 +449,21 @@ def load_guests(folder: Path) -> dict[str, Guest]:
 
 MATRIX_KEYS = ("guests", "backends", "firmware", "defaults", "exclude", "expect", "jobs",
                "quirk_defs", "quirks")
+
+
+MATRIX_ONLY_KEYS = ("guests", "backends", "defaults", "exclude", "jobs")  # never a guest's
+
+
+def matrix_keys(path: Path) -> list[str]:
+    """The keys that make `path` a matrix file: no `id`, only matrix keys, and at least
+    one a guest never has. Empty for anything else (load_guest then says what is wrong)."""
+    try:
+        data = load_file(path)
+    except YamlError:
+        return []
+    if not isinstance(data, dict) or "id" in data or not set(data) <= set(MATRIX_KEYS):
+        return []
+    return [str(k) for k in data if k in MATRIX_ONLY_KEYS]
 
 
 def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:

@@ -220,3 +220,35 @@ def test_the_catalog_iso_guest_takes_the_netboot_kernel_back_out_of_its_cd():
     assert got["initrd"].sha256 == got["netboot-initrd"].sha256
     assert got["kernel"].details["member"] == "install.amd/vmlinuz"
 
+
+
+@pytest.mark.parametrize("log", ["tcg-bios", "tcg-uefi"])
+def test_the_iso_guest_patterns_match_the_netboot_installer_transcripts(log):
+    """Same kernel, initrd and command line as debian-installer-12-amd64: its real
+    recorded consoles are this guest's too."""
+    from harness.transcripts import replay
+
+    g = load_guest(GUESTS / "debian-installer-12-amd64-iso.yaml")
+    data = (Path(__file__).parent / "data" / "transcripts" /
+            f"debian-installer-12-amd64.{log}.log").read_bytes()
+    r = replay(g, data, None, chunk=512)
+    assert r.missing == [] and r.failures == [] and r.reached == [m.name for m in g.milestones]
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_the_installer_boots_from_its_cd_members_to_select_a_language(tmp_path, firmware):
+    import json
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--only",
+         f"debian-installer-12-amd64-iso/tcg/{firmware}", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=GUESTS.parent)
+    run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
+    (cell,) = json.loads((run / "results.json").read_text())["cells"]
+    assert cell["verdict"] == "pass", (cell["reason"], proc.stdout[-2000:])
+    argv = cell["command"]
+    assert "-kernel" in argv and "-initrd" in argv and "-boot" not in argv
+    assert any("media=cdrom,readonly=on" in a for a in argv)
+    assert cell["images"]["kernel"]["source"] == "from:cd"

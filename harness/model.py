@@ -400,6 +400,8 @@ class CellResult:
     worker: str | None = None  # the cluster worker's host that ran it (--cluster)
     speed: dict[str, Any] | None = None  # time to the last common milestone vs the fastest
     divergence: dict[str, Any] | None = None  # where it parted from a passing backend
+    # what the guest last showed (serial tail, screen text) when it failed at its boot loader
+    shown: dict[str, str] | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellResult:

@@ -70,7 +70,7 @@ def describe_source(spec: ImageSpec) -> tuple[str, str] | None:
         return where, "sums file" if p.get("checksums") else "UNPINNED"
     if spec.kind == "deb":
         return "Debian archive", "apt (signed)"
-    if spec.kind == "build":
+    if spec.kind in ("build", "from"):
         return None
     if p.get("obtain"):
         return "you (see notes)", "pinned digest" if spec.sha256 or p.get("sha512") else "-"

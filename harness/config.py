@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -57,7 +59,7 @@ from .validate import (
     quirk,
     shown,
 )
-from .yamlpos import LineList
+from .yamlpos import LineList, YamlError, load_file
 
 __all__ = ["ConfigError", "ConfigIssue", "load_guest", "load_guests", "load_matrix",
            "memory_mb"]
@@ -131,8 +133,13 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         return None
     b.keys((*BOOT_KINDS, "initrd", "cmdline", "bios", "modules", "bootfile"))
     kinds = [k for k in BOOT_KINDS if k in b.data]
+    # a kernel boot may keep its CD attached (an installer ISO whose kernel it boots)
+    cd_too = kinds == ["kernel", "cdrom"]
+    if cd_too:
+        kinds = ["kernel"]
     if len(kinds) != 1:
-        c.issue(b.line, "boot", f"needs exactly one of {', '.join(BOOT_KINDS)}")
+        c.issue(b.line, "boot", f"needs exactly one of {', '.join(BOOT_KINDS)} "
+                "(a kernel boot may also attach a cdrom)")
         return None
     kind = kinds[0]
     kernels: dict[str, str] = {}
@@ -144,7 +151,8 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         for fw, ref in kernels.items():
             if ref not in images:
                 c.issue(k.line_of(fw), k.path(fw), f"no image named {shown(ref)} in images")
-    for key in ((kind, "initrd", "bios") if not kernels else ("initrd", "bios")):
+    refs = (kind, "initrd", "bios") if not kernels else ("initrd", "bios")
+    for key in (*refs, "cdrom") if cd_too else refs:
         ref = b.get(key, _str)
         if ref is not None and ref not in images:
             c.issue(b.line_of(key), b.path(key), f"no image named {shown(ref)} in images")
@@ -169,6 +177,7 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         cmdline=b.get("cmdline", _text, ""),
         bios=bios,
         modules=tuple(modules),
+        cdrom=b.get("cdrom", _str) if cd_too else None,
     )
 
 
@@ -455,8 +464,13 @@ def _timeouts(t: _Map | None, base: Timeouts | None = None) -> Timeouts | None:
                     stall=t.get("stall", _positive, base.stall))
 
 
-def load_guests(folder: Path) -> dict[str, Guest]:
-    """Every guest file in `folder`, by id; all problems of all files at once."""
+def _note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_guests(folder: Path, note: Callable[[str], None] = _note) -> dict[str, Guest]:
+    """Every guest file in `folder`, by id; all problems of all files at once. A matrix
+    file kept among them (told by its keys) is skipped with a note, not read as a guest."""
     issues: list[ConfigIssue] = []
     guests: dict[str, Guest] = {}
     if not folder.is_dir():
@@ -464,6 +478,9 @@ def load_guests(folder: Path) -> dict[str, Guest]:
     # not only regular files: a FIFO or a folder named *.yaml is refused, not skipped
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
     for path in files:
+        if keys := matrix_keys(path):
+            note(f"{path}: a matrix file (keys {', '.join(keys)}), not a guest: skipped")
+            continue
         try:
             guest = load_guest(path)
         except ConfigError as exc:
@@ -484,6 +501,21 @@ def load_guests(folder: Path) -> dict[str, Guest]:
 
 MATRIX_KEYS = ("guests", "backends", "firmware", "defaults", "exclude", "expect", "jobs",
                "quirk_defs", "quirks")
+
+
+MATRIX_ONLY_KEYS = ("guests", "backends", "defaults", "exclude", "jobs")  # never a guest's
+
+
+def matrix_keys(path: Path) -> list[str]:
+    """The keys that make `path` a matrix file: no `id`, only matrix keys, and at least
+    one a guest never has. Empty for anything else (load_guest then says what is wrong)."""
+    try:
+        data = load_file(path)
+    except YamlError:
+        return []
+    if not isinstance(data, dict) or "id" in data or not set(data) <= set(MATRIX_KEYS):
+        return []
+    return [str(k) for k in data if k in MATRIX_ONLY_KEYS]
 
 
 def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:

@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 from . import knowledge
 from .files import SAFE_NAME_RULE, safe_name
 from .images.archive import safe_member_name
-from .images.recipes import RECIPES, recipe_inputs
+from .images.recipes import RECIPES, image_inputs
 from .model import ImageSpec
 from .validate import _Bad, _bool, _Checker, _Map, _one_of, _sha256, _str, _text, shown
 
-SOURCE_KINDS = ("url", "deb", "build", "file")
+# from: a member taken out of another image of the guest (a kernel out of an ISO)
+SOURCE_KINDS = ("url", "deb", "build", "file", "from")
 IMAGE_KEYS = (*SOURCE_KINDS, "sha256", "sha512", "checksums", "mirrors", "decompress",
               "member", "insecure", "pin", "obtain")
 URL_ONLY = ("checksums", "mirrors", "insecure", "pin")
@@ -43,19 +44,20 @@ def _images(c: _Checker, m: _Map, base: Path, arch: str) -> dict[str, ImageSpec]
         kind = kinds[0]
         for key in im.data:
             if (key in URL_ONLY and kind != "url") or (
-                    key == "member" and kind not in ("url", "file")) or (
-                    key == "decompress" and kind not in ("url", "file", "deb")) or (
+                    key == "member" and kind not in ("url", "file", "from")) or (
+                    key == "decompress" and kind not in ("url", "file", "deb", "from")) or (
                     key == "obtain" and kind != "file"):
                 c.issue(im.line_of(key), im.path(key), f"does not apply to {kind} sources")
         sha = im.get("sha256", _sha256)
         params = _source_params(c, im, kind, base, arch)
         if params is not None:
             out[str(name)] = ImageSpec(str(name), kind, params, sha)
-    for spec in out.values():  # recipes may take other images of the guest as inputs
-        for ref in recipe_inputs(spec):
+    for spec in out.values():  # recipes and from: take other images of the guest as inputs
+        for ref in image_inputs(spec):
             if ref not in out or ref == spec.name:
+                what = "from:" if spec.kind == "from" else "recipe input"
                 c.issue(sub.line_of(spec.name), sub.path(spec.name),
-                        f"recipe input {shown(ref)} is not another image of this guest")
+                        f"{what} {shown(ref)} is not another image of this guest")
     return out
 
 
@@ -144,6 +146,12 @@ def _source_params(
             # unlike a download, a packaged file is used as packaged unless told
             "decompress": im.get("decompress", _one_of(*DECOMPRESS), "none"),
         }
+    if kind == "from":
+        if "member" not in im.data:
+            c.issue(im.line, im.prefix, "a from: image needs member: (the file to take out)")
+        return {"from": im.get("from", _str, ""), "member": derive["member"],
+                # like a packaged file, a member is used as it is unless told
+                "decompress": im.get("decompress", _one_of(*DECOMPRESS), "none")}
     if kind == "file":
         path = im.get("file", _image_file(base))
         if path is None:

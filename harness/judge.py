@@ -12,12 +12,20 @@ scheduler, cluster worker, pytest plugin, repro, bisect-quirks, canary).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .backends.base import Launch
 from .console.tracker import Outcome
 from .model import Cell, CellResult, Verdict
-from .verdict import apply_expectation, decide, expectation_json, milestone_results, score
+from .verdict import (
+    apply_expectation,
+    decide,
+    expectation_json,
+    milestone_results,
+    score,
+    stuck_early,
+    what_it_showed,
+)
 
 
 @dataclass
@@ -29,6 +37,7 @@ class Attempt:
     launch: Launch | None = None
     duration: float = 0.0
     stderr_tail: str = ""  # the VMM's last words, for a VM that exited with an error
+    shown: dict[str, str] = field(default_factory=dict)  # serial tail, screen text: last seen
 
 
 def attempt_verdict(cell: Cell, attempt: Attempt) -> tuple[Verdict, str | None]:
@@ -38,6 +47,9 @@ def attempt_verdict(cell: Cell, attempt: Attempt) -> tuple[Verdict, str | None]:
     verdict, reason = decide(cell.guest.milestones, attempt.outcome)
     if attempt.outcome.end == "exited" and verdict is Verdict.ERROR:
         reason = f"{reason}: {attempt.stderr_tail or '(stderr empty)'}"
+    pending = stuck_early(cell.guest.milestones, attempt.outcome, verdict)
+    if pending is not None:  # a guest-file mistake or a guest failure? show what it showed
+        reason = what_it_showed(reason, pending, attempt.shown, cell.guest.uses_screen)
     return verdict, reason
 
 
@@ -77,10 +89,25 @@ def judge(cell: Cell, attempts: Sequence[Attempt],
             result.failure = {"name": f.name, "text": f.text.strip(), "t": round(f.t, 3)}
         result.warnings = [{"name": w.name, "text": w.text.strip(), "t": round(w.t, 3)}
                            for w in outcome.warnings]
+        if stuck_early(cell.guest.milestones, outcome, result.underlying or verdict):
+            result.shown = shown_json(last.shown)
     if reruns:
         result.reruns = [str(r.verdict) for r in reruns]
         result.flaky = any(v != str(result.verdict) for v in result.reruns)
     return result
+
+
+def shown_json(shown: dict[str, str]) -> dict[str, str]:
+    """results.json's `shown`: the serial console's last lines and the last screen text."""
+    out = {}
+    if shown.get("serial"):
+        out["serial"] = "\n".join(shown["serial"].splitlines()[-SHOWN_LINES:])
+    if shown.get("screen"):
+        out["screen"] = shown["screen"]
+    return out
+
+
+SHOWN_LINES = 20
 
 
 def should_retry(cell: Cell, attempts: Sequence[Attempt], retry_errors: bool) -> bool:

@@ -199,7 +199,7 @@ class ImageSpec:
     """One named artefact of a guest; exactly one source kind."""
 
     name: str
-    kind: str  # deb | build | file
+    kind: str  # url | deb | build | file | from
     params: dict[str, Any]
     sha256: str | None = None
 
@@ -223,6 +223,7 @@ class BootSpec:
     modules: tuple[Module, ...] = ()  # multiboot modules, instead of an initrd
     kernels: dict[str, str] = field(default_factory=dict)  # firmware -> kernel image
     bootfiles: dict[str, str] = field(default_factory=dict)  # network: firmware -> file
+    cdrom: str | None = None  # a CD attached to a kernel boot (the ISO its kernel came from)
 
     def kernel_for(self, firmware: str) -> str | None:
         """The kernel image booted under `firmware` (memtest86+: .bin vs .efi)."""
@@ -417,6 +418,8 @@ class CellResult:
     worker: str | None = None  # the cluster worker's host that ran it (--cluster)
     speed: dict[str, Any] | None = None  # time to the last common milestone vs the fastest
     divergence: dict[str, Any] | None = None  # where it parted from a passing backend
+    # what the guest last showed (serial tail, screen text) when it failed at its boot loader
+    shown: dict[str, str] | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellResult:

@@ -141,6 +141,9 @@ def visible(text: str, limit: int = 200) -> str:
     return out if len(out) <= limit else out[:limit - 1] + "…"
 
 
+REASON_CHARS = 260  # room for what a cell stuck at its boot loader showed (verdict.py)
+
+
 def _brief(r: CellResult) -> str:
     reached = [m for m in r.milestones if m.reached]
     parts = []
@@ -149,7 +152,7 @@ def _brief(r: CellResult) -> str:
     if reached:
         parts.append(f"{visible(reached[-1].name, 60)} at {reached[-1].t:.1f} s")
     if r.reason:
-        parts.append(visible(r.reason))
+        parts.append(visible(r.reason, REASON_CHARS))
     return " | ".join(parts)
 
 
@@ -172,7 +175,7 @@ def summary_table(results: list[CellResult], colour: bool = False) -> str:
         last = f"{visible(reached[-1].name, 60)} {reached[-1].t:.1f}s" if reached else "-"
         score = "-" if r.verdict is Verdict.SKIP else f"{r.score:.2f}"
         speed = f"{r.speed['ratio']:.2f}x" if r.speed and r.speed.get("ratio") else "-"
-        reason = visible(r.reason or "", 160)
+        reason = visible(r.reason or "", REASON_CHARS)
         rows.append((r.cell_id, str(r.verdict), score, last, speed, reason))
     n = len(rows[0]) - 1
     widths = [max(len(row[i]) for row in rows) for i in range(n)]

@@ -151,7 +151,9 @@ def _image_block(var: str, name: str, img: ResolvedImage) -> list[str]:
             member = d["member"]
             lines += [f"  say {q(name + ': taking ' + member + ' out of the archive')}",
                       f"  (tar -xOf {src} {q(member)} 2>/dev/null || tar -xOf {src} "
-                      f"{q('./' + member)} 2>/dev/null || unzip -p {src} {q(member)}) > {target}"]
+                      f"{q('./' + member)} 2>/dev/null || unzip -p {src} {q(member)}) > {target}"
+                      f" || {{ rm -f {target}; xorriso -osirrox on -indev {src} -extract "
+                      f"{q('/' + member)} {target} >/dev/null 2>&1; }}"]
             src = target
         if src != target:
             lines.append(f"  mv {src} {target}")
@@ -161,9 +163,13 @@ def _image_block(var: str, name: str, img: ResolvedImage) -> list[str]:
         lines += [f"  [ -f {q(path)} ] || die {q(name + ': no file ' + path)}",
                   f"  verify {q(name)} {q(path)} {img.sha256}",
                   f"  {var}={q(path)}"]
-    else:  # deb: and build: images come from the harness itself
-        how = (f"package {d.get('package')} {d.get('version')} ({d.get('arch')})"
-               if img.source.startswith("deb:") else f"recipe {img.source[6:]}")
+    else:  # deb:, build: and from: images come from the harness itself
+        if img.source.startswith("deb:"):
+            how = f"package {d.get('package')} {d.get('version')} ({d.get('arch')})"
+        elif img.source.startswith("from:"):
+            how = f"{d.get('member')} out of image {img.source[5:]}"
+        else:
+            how = f"recipe {img.source[6:]}"
         why = f"{name}: not in the cache; it comes from {how}: run `harness fetch` first"
         lines.append(f"  die {shlex.quote(why)}")
     lines.append("fi")

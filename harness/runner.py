@@ -121,6 +121,7 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
                           cell.timeouts, cell.backend_info.failures, start=vm.started)
     screen_log = screen = None
     monitor: list[QMP] = []
+    screen_text = ""
 
     def qmp() -> QMP:  # the monitor's connection: the watcher's, or one of its own
         if screen is not None and screen.connected:
@@ -153,13 +154,15 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
         if screen is not None:
             if screen.connected:
                 screen.save_final()
+            screen_text = screen.text()
             screen.close()
         vm.stop()
         transcript.close()
         if screen_log is not None:
             screen_log.close()
     tail = _stderr_tail(folder / "vmm.stderr") if outcome.end == "exited" else ""
-    return Attempt(outcome, None, launch, time.monotonic() - started, tail)
+    shown = {"serial": tracker.serial_tail, "screen": screen_text}
+    return Attempt(outcome, None, launch, time.monotonic() - started, tail, shown)
 
 
 def run_step(argv: list[str], log: Path, timeout: float) -> str | None:

@@ -62,6 +62,69 @@ def decide(milestones: list[Milestone], outcome: Outcome) -> tuple[Verdict, str 
     return verdict, reason or None
 
 
+SHOWN_CHARS = 100  # of what the guest showed, in a one-line reason
+_STUCK = (Verdict.HANG, Verdict.TIMEOUT, Verdict.FAIL)
+
+
+def stuck_early(milestones: list[Milestone], outcome: Outcome,
+                verdict: Verdict) -> tuple[int, Milestone] | None:
+    """The milestone a failed boot waited for, when that is where a guest file's mistake
+    shows: no milestone reached at all, or a boot-loader one — the first, one that types
+    `send:`/`keys:`, or the one after them (did the keys do what the file meant?)."""
+    if verdict not in _STUCK:
+        return None
+    pending = next(((i, m) for i, m in enumerate(milestones)
+                    if not m.optional and i not in outcome.reached), None)
+    if pending is None:
+        return None
+    i, m = pending
+    last = milestones[max(outcome.reached)] if outcome.reached else None
+    if last is None or i == 0 or m.send or m.keys or last.send or last.keys:
+        return pending
+    return None
+
+
+def what_it_looks_for(m: Milestone) -> str:
+    if m.pattern is not None:
+        return f"pattern {m.pattern.pattern!r}" + (" on the screen" if m.source == "screen"
+                                                  else "")
+    if m.needle is not None:
+        return "a needle on the screen"
+    return "a still screen"
+
+
+def _one_line(text: str, head: bool) -> str:
+    """Short, one line, escaped (repr): the first (screen) or last (serial) characters."""
+    words = " / ".join(" ".join(x.split()) for x in text.splitlines() if x.strip())
+    if len(words) > SHOWN_CHARS:
+        words = words[:SHOWN_CHARS] + "…" if head else "…" + words[-SHOWN_CHARS:]
+    return repr(words)
+
+
+def what_it_showed(reason: str | None, pending: tuple[int, Milestone],
+                   shown: dict[str, str], screen: bool) -> str:
+    """The reason of a cell stuck early, on one line: what it waited for, how that
+    ended, and what the guest showed, so a pattern that never matched (the guest
+    file's mistake) is told from a guest that showed nothing (its failure). The
+    screen's text when the console has a screen, else the serial console's tail."""
+    _, m = pending
+    waiting = f"waiting for milestone {m.name!r} ({what_it_looks_for(m)})"
+    how = reason or ""
+    for said in (f" while waiting for {m.name!r}", f"; waiting for {m.name!r}",
+                 f"waiting for {m.name!r}"):
+        how = how.replace(said, "")
+    how = how.replace(f"milestone {m.name!r} not reached", "not reached")
+    screen_text = shown.get("screen", "").strip()
+    if screen and (screen_text or m.source == "screen"):
+        seen = (f"the screen showed: {_one_line(screen_text, head=True)}" if screen_text
+                else "the screen showed no text")
+    else:
+        serial = shown.get("serial", "").strip()
+        seen = (f"the console showed: {_one_line(serial, head=False)}" if serial
+                else "the console showed nothing")
+    return f"{waiting}: {how}; {seen}" if how else f"{waiting}; {seen}"
+
+
 def apply_expectation(
     verdict: Verdict, reason: str | None, expect: Expectation | None
 ) -> tuple[Verdict, str | None, Verdict | None]:

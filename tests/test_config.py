@@ -222,3 +222,29 @@ def test_matrix_quirks_and_their_definitions(tmp_path):
     matrix = load_matrix(path, guests)
     assert matrix.quirk_defs["slow-tsc"].append == ("tsc=unstable",)
     assert [r.quirks for r in matrix.quirk_rules] == [("noapic", "slow-tsc"), ("nosmp",)]
+
+
+def test_a_matrix_file_in_the_guests_folder_is_skipped_with_a_note(tmp_path, capsys):
+    folder = tmp_path / "guests"
+    folder.mkdir()
+    name = "linux-busybox-x86_64.yaml"
+    (folder / name).write_text((GUESTS / name).read_text())
+    (folder / "nightly.yaml").write_text((GUESTS.parent / "matrix.yaml").read_text())
+    write(folder / "quirky.yaml", "quirks: []\nexclude: []\n")  # matrix keys only: a matrix
+    notes: list[str] = []
+    assert list(load_guests(folder, note=notes.append)) == ["linux-busybox-x86_64"]
+    assert len(notes) == 2
+    assert notes[0].startswith(f"{folder / 'nightly.yaml'}: a matrix file (keys guests, ")
+    assert notes[1] == f"{folder / 'quirky.yaml'}: a matrix file (keys exclude), not a guest: " \
+        "skipped"
+    # a guest file that merely lacks its id is still a guest file, with its error
+    write(folder / "broken.yaml", "backends: [tcg]\nos: linux\nmilestones: []\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml:1: backends: unknown key"):
+        load_guests(folder, note=notes.append)
+    # through the command line: the note on stderr, the guests listed
+    (folder / "broken.yaml").unlink()
+    matrix = write(tmp_path / "matrix.yaml", "guests: ['*']\nbackends: [tcg]\n")
+    assert main(["list", "--matrix", str(matrix), "--guests", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert "linux-busybox-x86_64" in out and "nightly" not in out
+    assert "nightly.yaml: a matrix file" in err

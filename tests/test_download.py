@@ -10,7 +10,9 @@ import io
 import lzma
 import multiprocessing
 import os
+import socket
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import zstandard
 
 from harness.config import ConfigError, load_guest
 from harness.images.cache import Cache
+from harness.images.download import Downloader, DownloadError
 from harness.images.store import ImageError, ImageStore
 from harness.model import ImageSpec
 
@@ -128,9 +131,57 @@ def test_mirrors_are_tried_in_order(server, cache):
     assert img.details["url"] == good
 
 
-def test_refused_connections_name_every_url(cache):
-    with pytest.raises(ImageError, match=r"127\.0\.0\.1:9/a\.img: cannot connect"):
-        store(cache, retries=0).resolve(spec("http://127.0.0.1:9/a.img", SHA))
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_refused_connections_name_every_url_and_are_not_retried(cache):
+    port, other = closed_port(), closed_port()
+    urls = [f"http://127.0.0.1:{port}/a.img", f"http://localhost:{other}/a.img"]
+    started = time.monotonic()
+    with pytest.raises(ImageError) as err:  # 4 retries from 5 s on would take 75 s
+        store(cache, retries=4, backoff=5.0).resolve(spec(urls[0], SHA, mirrors=urls[1:]))
+    assert time.monotonic() - started < 5
+    assert str(err.value) == (f"image img: {urls[0]}: connection refused by 127.0.0.1:{port}; "
+                              f"{urls[1]}: connection refused by localhost:{other}")
+    assert blobs(cache) == []
+
+
+def test_a_name_that_does_not_resolve_fails_at_once(cache):
+    started = time.monotonic()  # .invalid never resolves (RFC 6761)
+    with pytest.raises(ImageError) as err:
+        store(cache, retries=4, backoff=5.0).resolve(
+            spec("https://nonexistent.invalid/os.iso", SHA))
+    assert time.monotonic() - started < 15  # the resolver is asked once, for 10 s at most
+    assert str(err.value) == ("image img: https://nonexistent.invalid/os.iso: cannot resolve "
+                              "nonexistent.invalid: no network?")
+
+
+def test_a_resolver_that_never_answers_is_given_up(monkeypatch, tmp_path):
+    def silent(*args, **kwargs):
+        time.sleep(60)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"cannot resolve cdn\.netbsd\.org: no network\?$"):
+        Downloader(resolve_timeout=0.5, retries=4, backoff=5.0).fetch(
+            ["https://cdn.netbsd.org/pub/NetBSD/x.iso"], tmp_path / "x.part")
+    assert time.monotonic() - started < 5
+
+
+def test_timeouts_are_still_retried(monkeypatch, tmp_path):
+    """Not every connection failure is final: a connect timeout is tried again."""
+    with socket.socket() as listener:  # accepts nothing: the backlog fills, connects hang
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        d = Downloader(insecure=True, retries=1, backoff=0.01, connect_timeout=0.3,
+                       stall_timeout=0.3)
+        with pytest.raises(DownloadError, match=r"\(after 2 attempts\)$"):
+            d.fetch([f"http://127.0.0.1:{port}/x"], tmp_path / "x.part")
 
 
 def test_plain_http_needs_insecure(server, cache):

@@ -253,6 +253,8 @@ def _media_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[
         cmdline = " ".join(x for x in (boot.cmdline, *append) if x)
         if cmdline:
             args += ["-append", cmdline]
+        if boot.cdrom:  # attached, not booted: the kernel is loaded directly
+            args += ["-drive", f"file={images[boot.cdrom]},media=cdrom,readonly=on,if=ide,index=2"]
         return args
     assert boot.image is not None
     path = images[boot.image]

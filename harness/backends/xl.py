@@ -25,6 +25,8 @@ def why_not(cell: Cell) -> str | None:
         return "xen HVM domains run the firmware of the Xen tools only"
     if g.boot.kind == "kernel" and cell.firmware != "bios":
         return "xen boots kernels directly as PVH domains, without UEFI"
+    if g.boot.kind == "kernel" and g.boot.cdrom:
+        return "xen boots kernels as PVH domains, which have no CD drive to attach"
     if g.boot.kind == "kernel" and g.boot.modules:
         return "xen does not take multiboot modules for a guest kernel"
     return None

@@ -18,6 +18,7 @@ from .order import candidates, finished, required_done
 
 CRASH_GRACE = 3.0  # seconds of reading after a fatal signature ...
 CRASH_QUIET = 2.0  # ... or until the console is quiet this long (1 s lost traces on a busy host)
+SERIAL_TAIL = 4000  # characters of serial text kept for the reason of a cell stuck early
 
 
 @dataclass
@@ -62,6 +63,7 @@ class BootTracker:
         self.failure: Event | None = None
         self.crash_at: float | None = None
         self.outcome: Outcome | None = None
+        self.serial_tail = ""  # the last of the cleaned serial text: what the guest showed
 
     # --- what comes next -------------------------------------------------------
 
@@ -83,11 +85,14 @@ class BootTracker:
         """Console bytes (or new screen text) read at `now`: the events and the
         cleaned text, for the transcript."""
         if self.outcome is not None:
-            return Feed([], self._matcher.clean(data, source))
-        if data:
-            self.last_output = now
-        feed = self._matcher.feed(data, now - self.start, self._cursor, source)
-        self._take(feed.events, now)
+            feed = Feed([], self._matcher.clean(data, source))
+        else:
+            if data:
+                self.last_output = now
+            feed = self._matcher.feed(data, now - self.start, self._cursor, source)
+            self._take(feed.events, now)
+        if source == "serial" and feed.text:
+            self.serial_tail = (self.serial_tail + feed.text)[-SERIAL_TAIL:]
         return feed
 
     def feed(self, data: bytes, now: float, source: str = "serial") -> list[Event]:

@@ -159,6 +159,10 @@ class ScreenWatcher:
         shot.save(path, "PNG")
         return path.name
 
+    def text(self) -> str:
+        """The last screen as text (what screen.txt holds): for a cell's reason."""
+        return visible_text(self.rows) if self.rows else ""
+
     def save_final(self) -> dict[str, str]:
         """screen.txt and screen.png: the screen as the cell ended."""
         out = {}

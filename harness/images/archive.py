@@ -1,8 +1,9 @@
 """Decompression and archive members, streamed, refusing unsafe paths.
 
 Formats: gz, xz, bz2 (standard library), zst (zstandard); members out of
-tar (any compression), zip and Debian .deb archives (an `ar` file holding
-data.tar.*), read without unpacking anything else to disk.
+tar (any compression), zip, Debian .deb archives (an `ar` file holding
+data.tar.*) and ISO 9660 images (iso.py), read without unpacking anything
+else to disk. The kind of archive is told by its content, never its name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
+
+from .iso import IsoError, is_iso, iso_member
 
 CHUNK = 1 << 20
 SUFFIXES = {".gz": "gz", ".tgz": "gz", ".xz": "xz", ".bz2": "bz2", ".zst": "zst"}
@@ -100,7 +103,13 @@ def iter_member(path: Path, pattern: str) -> tuple[str, Iterator[bytes]]:
         return _zip_member(path, pattern)
     if head == b"!<arch>\n":
         return _deb_member(path, pattern)
-    return _tar_member(path.open("rb"), pattern, path.name)
+    if is_iso(path):
+        try:
+            return iso_member(path, pattern)
+        except IsoError as exc:
+            raise ArchiveError(str(exc)) from None
+    return _tar_member(path.open("rb"), pattern, path.name,
+                       "not a tar, zip, .deb or ISO 9660 image")
 
 
 def _chunks(src: IO[bytes]) -> Iterator[bytes]:
@@ -123,7 +132,8 @@ def _zip_member(path: Path, pattern: str) -> tuple[str, Iterator[bytes]]:
     return _normal(name), gen()
 
 
-def _tar_member(fileobj: IO[bytes], pattern: str, label: str) -> tuple[str, Iterator[bytes]]:
+def _tar_member(fileobj: IO[bytes], pattern: str, label: str,
+                what: str = "not a readable tar archive") -> tuple[str, Iterator[bytes]]:
     try:
         tar = tarfile.open(fileobj=fileobj, mode="r|*")  # noqa: SIM115 (the reader closes it)
         for info in tar:
@@ -140,7 +150,7 @@ def _tar_member(fileobj: IO[bytes], pattern: str, label: str) -> tuple[str, Iter
 
             return _normal(info.name), gen()
     except tarfile.TarError as exc:
-        raise ArchiveError(f"{label}: not a readable tar archive ({exc})") from None
+        raise ArchiveError(f"{label}: {what} ({exc})") from None
     tar.close()
     raise NoMember(f"no member {pattern!r} in {label}")
 

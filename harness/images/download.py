@@ -5,12 +5,19 @@ streams, resumes with a Range request after a cut connection or a stall,
 retries with backoff on 5xx, resets and timeouts (never on 404 and other
 4xx), and falls through the mirrors in order. The caller verifies the
 digest and only then stores the bytes as a blob.
+
+Offline is told apart from flaky: a host name that does not resolve (asked
+once, for at most `resolve_timeout` seconds, as a resolver with no network
+can take much longer to say so) or a refused connection is not retried, so
+a run on a machine without a network says so in seconds, one line an image.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +60,7 @@ class Downloader:
     backoff: float = 0.5  # seconds before the first retry, doubling
     stall_timeout: float = 30.0  # no byte for this long: the attempt failed
     connect_timeout: float = 15.0
+    resolve_timeout: float = 10.0  # a host name not resolved by then: no network
     progress: ProgressFn | None = None
     session: requests.Session | None = None
 
@@ -86,6 +94,7 @@ class Downloader:
 
     def _fetch_one(self, url: str, part: Path) -> Downloaded:
         self.check_scheme(url)
+        self._check_host(url)
         last = "no attempt"
         for attempt in range(self.retries + 1):
             if attempt:
@@ -95,6 +104,18 @@ class Downloader:
             except _Retry as exc:
                 last = str(exc)
         raise DownloadError(f"{url}: {last} (after {self.retries + 1} attempts)")
+
+    def _check_host(self, url: str) -> None:
+        """Fail at once when the URL's host name does not resolve (no network, or no such
+        host); through a proxy, the proxy resolves it and this check is left out."""
+        import requests
+
+        if requests.utils.get_environ_proxies(url):
+            return
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if not resolves(host, parts.port or 443, self.resolve_timeout):
+            raise _Permanent(f"cannot resolve {host}: no network?")
 
     def _attempt(self, url: str, part: Path) -> Downloaded:
         import requests
@@ -109,6 +130,12 @@ class Downloader:
         except requests.exceptions.SSLError as exc:
             raise _Permanent(f"TLS error: {exc}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
+            if _caused_by(exc, ConnectionRefusedError):  # nothing listens: retrying won't help
+                parts = urlsplit(url)
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                raise _Permanent(f"connection refused by {parts.hostname}:{port}") from None
+            if _caused_by(exc, socket.gaierror):
+                raise _Permanent(f"cannot resolve {urlsplit(url).hostname}: no network?") from None
             raise _Retry(f"cannot connect: {_short(exc)}") from None
         with contextlib.closing(resp):
             self.check_scheme(resp.url)
@@ -192,6 +219,41 @@ def _total_from_range(value: str | None) -> int | None:
         return None if total == "*" else int(total)
     except (IndexError, ValueError):
         return None
+
+
+def resolves(host: str, port: int, timeout: float) -> bool:
+    """Whether `host` resolves within `timeout` s (getaddrinfo has no timeout of its own:
+    it is asked in a daemon thread, which a resolver that never answers leaves behind)."""
+    answer: list[bool] = []
+
+    def ask() -> None:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            answer.append(True)
+        except (OSError, UnicodeError):
+            answer.append(False)
+
+    t = threading.Thread(target=ask, name=f"resolve {host}", daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(answer and answer[0])
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is among the causes and contexts of `exc` (requests wraps urllib3,
+    which wraps the socket's error, sometimes only in its message's `reason`)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, kind):
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None),
+                 *(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))]
+    return False
 
 
 def _short(exc: Exception) -> str:

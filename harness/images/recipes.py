@@ -47,6 +47,13 @@ RECIPES: dict[str, RecipeSpec] = {
 }
 
 
+def image_inputs(spec: ImageSpec) -> list[str]:
+    """Names of the guest's other images this one is made from (resolved first)."""
+    if spec.kind == "from":
+        return [spec.params["from"]] if spec.params.get("from") else []
+    return recipe_inputs(spec)
+
+
 def recipe_inputs(spec: ImageSpec) -> list[str]:
     """Names of the guest's other images this build takes as inputs."""
     if spec.kind != "build" or spec.params.get("recipe") not in RECIPES:

@@ -31,7 +31,7 @@ from .cache import Cache, CacheError, Digests
 from .checksums import ChecksumError, Digest, parse_sums, pick
 from .debian import DebError, fetch_deb_file
 from .download import Downloader, DownloadError, ProgressFn
-from .recipes import RecipeError, build, recipe_inputs
+from .recipes import RecipeError, build, image_inputs
 
 
 class ImageError(Exception):
@@ -79,7 +79,7 @@ class ImageStore:
         done: dict[str, ResolvedImage] = {}
         pending = dict(guest.images)
         while pending:
-            ready = [s for s in pending.values() if all(i in done for i in recipe_inputs(s))]
+            ready = [s for s in pending.values() if all(i in done for i in image_inputs(s))]
             if not ready:
                 raise ImageError(f"images {', '.join(pending)}: their recipe inputs form a cycle")
             for spec in ready:
@@ -92,12 +92,14 @@ class ImageStore:
         try:
             if spec.kind == "build":
                 image = self._resolve_build(spec, inputs or {})
+            elif spec.kind == "from":
+                image = self._resolve_from(spec, inputs or {})
             else:
                 image = getattr(self, f"_resolve_{spec.kind}")(spec)
         except (DebError, DownloadError, ChecksumError, ArchiveError, RecipeError,
                 CacheError) as exc:
             raise ImageError(f"image {spec.name}: {exc}") from None
-        if spec.sha256 and spec.kind in ("deb", "build") and image.sha256 != spec.sha256:
+        if spec.sha256 and spec.kind in ("deb", "build", "from") and image.sha256 != spec.sha256:
             raise ImageError(f"image {spec.name}: sha256 mismatch: expected {spec.sha256}, "
                              f"got {image.sha256}")
         return image
@@ -245,6 +247,20 @@ class ImageStore:
         built = build(self.cache, recipe, params, inputs, self.offline, self.log)
         return ResolvedImage(self.cache.blob_path(built.sha256), built.sha256,
                              f"build:{recipe}", {"inputs": built.inputs, **params})
+
+    def _resolve_from(self, spec: ImageSpec, done: dict[str, ResolvedImage]) -> ResolvedImage:
+        """A member of another image (already verified): a kernel out of an ISO."""
+        p = spec.params
+        base = done[p["from"]]
+        final, derived = self._derive(base.path, base.sha256, {"member": p["member"],
+                                                               "decompress": "none"})
+        member = derived.get("member", p["member"])
+        if p.get("decompress", "none") != "none":
+            final, more = self._derive(self.cache.blob_path(final), final,
+                                       {"path": member, "decompress": p["decompress"]})
+            derived.update(more)
+        return ResolvedImage(self.cache.blob_path(final), final, f"from:{p['from']}",
+                             {"from_sha256": base.sha256, **derived})
 
     def _resolve_file(self, spec: ImageSpec) -> ResolvedImage:
         p = spec.params

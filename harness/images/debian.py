@@ -12,7 +12,6 @@ one pass, with no dpkg-deb.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -25,15 +24,9 @@ from typing import Any
 from ..files import sha256_file
 from .archive import ArchiveError, NoMember, iter_member, iter_tree
 from .cache import Cache
+from .debindex import LIST_MAX_AGE, DebError, first_alternatives, parse_fields
 
-LIST_MAX_AGE = 6 * 3600  # refresh package lists older than this (seconds)
 MAX_DEPTH = 3  # how far to follow Depends of a meta-package
-# A field at the start of a line, continued on indented lines.
-_FIELD = re.compile(r"^(?P<name>[A-Za-z0-9-]+):[ \t]*(?P<value>.*(?:\n[ \t].*)*)", re.M)
-
-
-class DebError(Exception):
-    """A `deb:` source that could not be fetched or had no such file."""
 
 
 @dataclass(frozen=True)
@@ -43,23 +36,6 @@ class DebFile:
     version: str
     member: str  # path inside the package
     deb_sha256: str
-
-
-def parse_fields(text: str) -> dict[str, str]:
-    """The fields of the first stanza of `apt-cache show` output."""
-    stanza = text.strip().split("\n\n", 1)[0]
-    return {m["name"]: m["value"].strip() for m in _FIELD.finditer(stanza)}
-
-
-def first_alternatives(depends: str) -> list[str]:
-    """Package names from a Depends field, the first of each alternative."""
-    names = []
-    for group in depends.split(","):
-        first = group.split("|")[0].strip()
-        name = re.split(r"[\s(:]", first, maxsplit=1)[0]
-        if name:
-            names.append(name)
-    return names
 
 
 class AptArchive:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from ..knowledge import DebianSources, debian_sources
 from .cache import Cache
-from .debian import LIST_MAX_AGE, DebError, parse_fields
+from .debindex import LIST_MAX_AGE, DebError, parse_fields
 from .download import Downloader, DownloadError
 
 # " <sha256> <size> <path>" lines of a Release file's SHA256 section

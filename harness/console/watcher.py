@@ -6,8 +6,11 @@ millisecond) and hands the lines not seen before to the tracker as the
 interval adapts: 0.1 s while the screen changes, up to 0.5 s when it is
 still. Screenshots (`screendump`) are taken when a needle or still-screen
 milestone is due, and every few seconds to notice a switch to a graphics
-mode. Keys are typed with `send-key`. Only the I/O is here: what a
-screenshot or a still screen means is decided in `screen_match.py`.
+mode. In a graphics mode, screenshots are taken every poll while a screen
+pattern is due and read by OCR (`ocr.py`) when they changed: the new lines
+go to the tracker as "screen" text like VGA rows, so one pattern serves both.
+Keys are typed with `send-key`. Only the I/O is here: what a screenshot or a
+still screen means is decided in `screen_match.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..backends.qmp import QMP, QMPError
+from . import ocr
 from .keys import combo, combos_for_text
 from .matcher import Event
 from .screen import (
@@ -55,6 +59,10 @@ class ScreenWatcher:
         self.shot: Image.Image | None = None
         self.shot_at = -1e9
         self.mode: tuple[int, int] | None = None
+        self.ocr_rows: list[str] = []  # the last screenshot's text, in a graphics mode
+        self.ocr_shot: Image.Image | None = None  # the screenshot they were read from
+        self.ocr_off: str | None = None  # why OCR cannot run (noted once)
+        self.ocr_calls = 0
         self.match = ScreenMatcher()  # needles and still screens, pure
         self.polls = 0
         self.connected = False
@@ -77,7 +85,8 @@ class ScreenWatcher:
         """Read the screen once; the tracker's events for what it showed."""
         self.polls += 1
         events = self._poll_text(now)
-        if (wants_screenshot(self.tracker.pending_screen_milestones(), self.mode)
+        if (wants_screenshot(self.tracker.pending_screen_milestones(), self.mode,
+                             ocr.unavailable() is None)
                 or now - self.shot_at >= SHOT_EVERY):
             events += self._poll_shot(now)
         still = self.match.still(self.tracker.pending_screen_milestones(), now, self.mode)
@@ -126,7 +135,42 @@ class ScreenWatcher:
             self.tracker.activity(now)
         reached = self.match.shot_seen(previous, shot, self.tracker.pending_screen_milestones(),
                                        self._needle, now)
-        return self._reach(reached, now)
+        return self._reach(reached, now) + self._read_shot(shot, now)
+
+    def _read_shot(self, shot: Image.Image, now: float) -> list[Event]:
+        """OCR a graphics-mode screenshot that changed; its new lines, fed as screen text."""
+        if is_text_mode(shot.size) or not self._ocr_wanted(now):
+            return []
+        if self.ocr_shot is not None and same_screen(self.ocr_shot, shot):
+            return []
+        self.ocr_calls += 1
+        try:
+            rows = ocr.read_lines(shot)
+        except RuntimeError as exc:  # libtesseract's own failure: this shot is lost
+            if self.transcript is not None:
+                self.transcript.note(now - self.tracker.start, f"OCR failed: {exc}")
+            return []
+        fresh = new_lines(self.ocr_rows, rows)
+        self.ocr_rows, self.ocr_shot = rows, shot
+        if not fresh:
+            return []
+        self.interval = self.fast  # the screen is changing: look again soon
+        text = "\n".join(fresh) + "\n"
+        if self.transcript is not None:
+            self.transcript.write(b"", text, now - self.tracker.start)
+        return self.tracker.feed(text.encode(), now, source="screen")
+
+    def _ocr_wanted(self, now: float) -> bool:
+        """A screen pattern may come next, and OCR works here (noted once when not)."""
+        if not any(m.pattern is not None for _, m in self.tracker.pending_screen_milestones()):
+            return False
+        reason = ocr.unavailable()
+        if reason is not None and self.ocr_off is None:
+            self.ocr_off = reason
+            if self.transcript is not None:
+                self.transcript.note(now - self.tracker.start,
+                                     f"the screen is in a graphics mode; {reason}")
+        return reason is None
 
     def _needle(self, path: Path) -> Image.Image:
         if path not in self._needles:
@@ -160,12 +204,17 @@ class ScreenWatcher:
         return path.name
 
     def save_final(self) -> dict[str, str]:
-        """screen.txt and screen.png: the screen as the cell ended."""
+        """screen.txt and screen.png: the screen as the cell ended (in a graphics
+        mode, its text by OCR)."""
         out = {}
         with contextlib.suppress(QMPError, OSError):
             self._poll_text(time.monotonic())
-        if self.rows:
-            (self.folder / "screen.txt").write_text(visible_text(self.rows))
+        rows = self.rows
+        if self.mode is not None and not is_text_mode(self.mode) and ocr.unavailable() is None:
+            with contextlib.suppress(QMPError, OSError, ocr.OCRUnavailable):
+                rows = ocr.read_lines(self.screenshot())
+        if rows:
+            (self.folder / "screen.txt").write_text(visible_text(rows))
             out["screen_text"] = "screen.txt"
         if self.save_screenshot("screen"):
             out["screen"] = "screen.png"

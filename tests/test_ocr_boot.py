@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from PIL import Image
 
 from harness.config import load_guest
 from harness.console import ocr
+from harness.console.screen import is_text_mode
 from harness.executor import CellContext, execute
 from harness.model import Verdict
 from harness.plan import make_cell
@@ -37,12 +39,15 @@ def stamped(log: str, text: str) -> bool:
     return re.search(rf"^\[ *\d+\.\d{{3}}\] .*{re.escape(text)}", log, re.M) is not None
 
 
-def test_grub_menu_under_uefi_is_read_by_ocr(store, tmp_path, qemu):
-    r, folder = boot("test-grub-screen", store, tmp_path, "uefi")
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_one_grub_menu_pattern_for_vga_text_and_a_framebuffer(store, tmp_path, qemu, firmware):
+    """The same screen patterns: VGA text memory under BIOS, OCR under UEFI."""
+    r, folder = boot("test-grub-screen", store, tmp_path, firmware)
     assert r.verdict is Verdict.PASS, r.reason
     assert [m.name for m in r.milestones if m.reached] == ["menu", "entry", "grub"]
     log = (folder / "screen.log").read_text()
-    assert "screen switched to a graphics mode" in log  # not VGA text: OCR read it
+    graphics = "screen switched to a graphics mode" in log
+    assert graphics == (firmware == "uefi")  # under UEFI no VGA text: OCR read it
     assert stamped(log, "GNU GRUB") and stamped(log, "Debian kernel + BusyBox")
     # the menu was on the screen before GRUB said "Booting" on serial
     menu, _, grub = r.milestones
@@ -53,7 +58,7 @@ def test_memtest_header_under_uefi_is_read_by_ocr(store, tmp_path, qemu):
     r, folder = boot("test-memtest-screen", store, tmp_path, "uefi")
     assert r.verdict is Verdict.PASS, r.reason
     log = (folder / "screen.log").read_text()
-    assert "screen switched to a graphics mode, 640x480" in log
     assert stamped(log, "Memtest86+ v6")
-    assert (folder / "milestone-01-banner.png").is_file()
+    with Image.open(folder / "milestone-01-banner.png") as img:  # (the first screenshot
+        assert not is_text_mode(img.size)  # may already be memtest's: no "switched" note)
     assert "Status: Testing" in (folder / "screen.txt").read_text()  # the last screen, by OCR

@@ -119,12 +119,14 @@ def test_a_changed_graphics_screen_is_read_once_and_fed_as_screen_text(tmp_path)
     w, log = watcher(tmp_path)
     with Image.open(SCREENS / "grub-uefi-menu.png") as img:
         shot = img.convert("RGB")
-    events = w._read_shot(shot, 7.5)
-    assert [e.name for e in events] == ["menu", "entry"]
-    assert w.ocr_calls == 1
-    assert w._read_shot(shot.copy(), 8.0) == [] and w.ocr_calls == 1  # unchanged: not read
+    assert w._read_shot(shot, 7.0) == [] and w.ocr_calls == 1  # read in OCR's thread
+    assert w.reader.wait(30)
+    events = w._read_shot(shot.copy(), 7.5)  # unchanged: not read again, the reading taken
+    assert [e.name for e in events] == ["menu", "entry"] and w.ocr_calls == 1
+    assert w._read_shot(shot.copy(), 8.0) == [] and w.ocr_calls == 1  # taken once
     text_mode = Image.new("RGB", (720, 400))
     assert w._read_shot(text_mode, 8.5) == [] and w.ocr_calls == 1  # VGA text's job
+    w.close()
     log.close()
     written = (tmp_path / "screen.log").read_text()
     assert re.search(r"^\[ +7\.500\] GNU GRUB version 2\.06", written, re.M), written

@@ -98,6 +98,65 @@ def read_lines(image: Image.Image) -> list[str]:
     return [n for n in (normalise(line) for line in text.splitlines()) if n]
 
 
+class Reader:
+    """OCR off the caller's thread: the latest screenshot submitted is read next
+    (older unread ones are dropped), so a screen watcher keeps reading the serial
+    port and its clock while Tesseract works (~0.3-1 s a screen)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: Image.Image | None = None
+        self._result: list[str] | RuntimeError | None = None
+        self._busy = False
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, image: Image.Image) -> None:
+        with self._cond:
+            self._pending = image
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ocr", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def take(self) -> list[str] | RuntimeError | None:
+        """The newest finished reading (lines, or libtesseract's error), once; None if none."""
+        with self._cond:
+            result, self._result = self._result, None
+            return result
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._busy or self._pending is not None
+
+    def wait(self, timeout: float) -> bool:
+        """Until nothing is pending or being read (tests, the last screen); whether so."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy and self._pending is None,
+                                       timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stop or self._pending is not None)
+                if self._stop:
+                    return
+                image, self._pending, self._busy = self._pending, None, True
+            try:
+                result: list[str] | RuntimeError = read_lines(image)
+            except (RuntimeError, OCRUnavailable) as exc:
+                result = RuntimeError(str(exc))
+            with self._cond:
+                self._result, self._busy = result, False
+                self._cond.notify_all()
+
+
 def read_file(path: Path) -> list[str]:
     """`read_lines` of a picture on disk (a screenshot given to `harness replay`)."""
     with Image.open(path) as img:

@@ -60,7 +60,8 @@ class ScreenWatcher:
         self.shot_at = -1e9
         self.mode: tuple[int, int] | None = None
         self.ocr_rows: list[str] = []  # the last screenshot's text, in a graphics mode
-        self.ocr_shot: Image.Image | None = None  # the screenshot they were read from
+        self.ocr_shot: Image.Image | None = None  # the last screenshot handed to OCR
+        self.reader = ocr.Reader()  # OCR in its own thread: serial keeps being read
         self.ocr_off: str | None = None  # why OCR cannot run (noted once)
         self.ocr_calls = 0
         self.match = ScreenMatcher()  # needles and still screens, pure
@@ -73,6 +74,7 @@ class ScreenWatcher:
         self.connected = True
 
     def close(self) -> None:
+        self.reader.close()
         self.qmp.close()
         self.connected = False
 
@@ -138,20 +140,28 @@ class ScreenWatcher:
         return self._reach(reached, now) + self._read_shot(shot, now)
 
     def _read_shot(self, shot: Image.Image, now: float) -> list[Event]:
-        """OCR a graphics-mode screenshot that changed; its new lines, fed as screen text."""
+        """Hand a changed graphics-mode screenshot to OCR; the new lines of the last
+        one read, fed as screen text."""
         if is_text_mode(shot.size) or not self._ocr_wanted(now):
             return []
-        if self.ocr_shot is not None and same_screen(self.ocr_shot, shot):
+        if self.ocr_shot is None or not same_screen(self.ocr_shot, shot):
+            self.ocr_calls += 1
+            self.ocr_shot = shot
+            self.reader.submit(shot)
+        if self.reader.busy:
+            self.interval = self.fast  # a reading is due: collect it soon
+        return self._ocr_read(now)
+
+    def _ocr_read(self, now: float) -> list[Event]:
+        result = self.reader.take()
+        if result is None:
             return []
-        self.ocr_calls += 1
-        try:
-            rows = ocr.read_lines(shot)
-        except RuntimeError as exc:  # libtesseract's own failure: this shot is lost
+        if isinstance(result, RuntimeError):  # libtesseract's own failure: this shot is lost
             if self.transcript is not None:
-                self.transcript.note(now - self.tracker.start, f"OCR failed: {exc}")
+                self.transcript.note(now - self.tracker.start, f"OCR failed: {result}")
             return []
-        fresh = new_lines(self.ocr_rows, rows)
-        self.ocr_rows, self.ocr_shot = rows, shot
+        fresh = new_lines(self.ocr_rows, result)
+        self.ocr_rows = result
         if not fresh:
             return []
         self.interval = self.fast  # the screen is changing: look again soon
@@ -211,7 +221,7 @@ class ScreenWatcher:
             self._poll_text(time.monotonic())
         rows = self.rows
         if self.mode is not None and not is_text_mode(self.mode) and ocr.unavailable() is None:
-            with contextlib.suppress(QMPError, OSError, ocr.OCRUnavailable):
+            with contextlib.suppress(QMPError, OSError, RuntimeError, ocr.OCRUnavailable):
                 rows = ocr.read_lines(self.screenshot())
         if rows:
             (self.folder / "screen.txt").write_text(visible_text(rows))

@@ -8,7 +8,8 @@ PYTHON ?= python3
 VENV ?= .venv
 DEB_PACKAGES = qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-system-misc qemu-utils \
 	seabios ovmf ovmf-ia32 qemu-efi-aarch64 grub-pc-bin grub-efi-amd64-bin bochs bochsbios vgabios \
-	xorriso mtools python3-venv ca-certificates chromium chromium-driver
+	xorriso mtools python3-venv ca-certificates chromium chromium-driver \
+	tesseract-ocr tesseract-ocr-eng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN = $(VENV)/bin
 

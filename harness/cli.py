@@ -184,18 +184,21 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--markdown", action="store_true",
                     help="the catalog as a Markdown table (for a README)")
 
-    rp = sub.add_parser("replay", help="check a guest's patterns against a recorded console",
+    rp = sub.add_parser("replay", help="check a guest's patterns against a recorded console "
+                                       "or a screenshot",
                         description="Feed a recorded console log (raw bytes, as the guest "
                                     "printed them) through GUEST's milestone and failure "
-                                    "patterns, as a live run would; no VM. Exit 0 when the "
-                                    "milestones are found in order and no fatal signature is.")
+                                    "patterns, as a live run would; no VM. A PNG screenshot "
+                                    "is read by OCR and checked against the screen patterns. "
+                                    "Exit 0 when the milestones are found in order and no "
+                                    "fatal signature is.")
     matrix_args(rp)
     rp.add_argument("guest_id", metavar="GUEST")
     rp.add_argument("log", type=Path, metavar="LOG")
     rp.add_argument("--milestones", metavar="A,B,...",
                     help="only these milestones (the ones the log covers), in the guest's order")
-    rp.add_argument("--source", choices=("serial", "screen"), default="serial",
-                    help="which console the log is (default: serial)")
+    rp.add_argument("--source", choices=("serial", "screen"),
+                    help="which console the log is (default: serial; screen for a PNG)")
 
     pr = sub.add_parser("probe", help="which backends this host has, and whether they work")
     canary_args(pr)
@@ -538,8 +541,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {args.log}: {exc.strerror}") from None
     names = [n.strip() for n in args.milestones.split(",")] if args.milestones else None
+    source = args.source or "serial"
+    if data.startswith(PNG_MAGIC):  # a screenshot: its text, as the screen watcher reads it
+        if args.source == "serial":
+            raise UsageError("--source: a screenshot is the screen (leave out --source serial)")
+        data, source = _screenshot_text(args.log), "screen"
     try:
-        r = replay(guest, data, names, args.source)
+        r = replay(guest, data, names, source)
     except ReplayError as exc:
         raise UsageError(str(exc)) from None
     for name in r.checked:
@@ -550,6 +558,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"  warning  {ev.name}: {ev.text.strip()[:100]!r}")
     print(f"{args.log}: {'ok' if r.ok else 'does not match'} for {guest.id}")
     return 0 if r.ok else 1
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _screenshot_text(path: Path) -> bytes:
+    """A screenshot's lines by OCR, as the bytes a replay reads."""
+    from PIL import UnidentifiedImageError
+
+    from .console import ocr
+
+    try:
+        lines = ocr.read_file(path)
+    except ocr.OCRUnavailable as exc:
+        raise UsageError(f"{path}: cannot read a screenshot here: {exc}") from None
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable PNG: {exc}") from None
+    return "".join(f"{line}\n" for line in lines).encode()
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

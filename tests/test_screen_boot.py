@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from harness.config import load_guest, load_guests
+from harness.console import ocr
 from harness.executor import CellContext, execute
 from harness.images.manage import import_dir
 from harness.model import Verdict
@@ -76,6 +77,9 @@ def test_kolibrios_desktop_is_found_by_a_needle(tmp_path, cache, shared_images, 
     assert "screen switched to a graphics mode, 800x600" in (folder / "screen.log").read_text()
     with Image.open(folder / "milestone-03-desktop.png") as img:
         assert img.size == (800, 600)
+    if ocr.unavailable() is None:  # the same desktop, read as text (an optional milestone)
+        assert r.milestones[3].name == "desktop-text" and r.milestones[3].reached
+        assert (folder / "milestone-04-desktop-text.png").is_file()
 
 
 def test_typing_into_the_screen_and_a_still_screen(tmp_path, cache, shared_images, qemu):

@@ -34,11 +34,14 @@ def in_text_mode(mode: tuple[int, int] | None) -> bool:
     return mode is None or is_text_mode(mode)
 
 
-def wants_screenshot(pending: Pending, mode: tuple[int, int] | None) -> bool:
-    """A needle is due, or a still screen in a graphics mode (where only a
-    screenshot tells whether the screen changed)."""
+def wants_screenshot(pending: Pending, mode: tuple[int, int] | None,
+                     ocr: bool = False) -> bool:
+    """A needle is due, or in a graphics mode (where only a screenshot tells
+    whether the screen changed) a still screen, or a text pattern when `ocr`
+    can read it."""
     text_mode = in_text_mode(mode)
-    return any(m.needle is not None or (m.still is not None and not text_mode)
+    return any(m.needle is not None
+               or (not text_mode and (m.still is not None or (ocr and m.pattern is not None)))
                for _, m in pending)
 
 

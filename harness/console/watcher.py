@@ -6,8 +6,11 @@ millisecond) and hands the lines not seen before to the tracker as the
 interval adapts: 0.1 s while the screen changes, up to 0.5 s when it is
 still. Screenshots (`screendump`) are taken when a needle or still-screen
 milestone is due, and every few seconds to notice a switch to a graphics
-mode. Keys are typed with `send-key`. Only the I/O is here: what a
-screenshot or a still screen means is decided in `screen_match.py`.
+mode. In a graphics mode, screenshots are taken every poll while a screen
+pattern is due and read by OCR (`ocr.py`) when they changed: the new lines
+go to the tracker as "screen" text like VGA rows, so one pattern serves both.
+Keys are typed with `send-key`. Only the I/O is here: what a screenshot or a
+still screen means is decided in `screen_match.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..backends.qmp import QMP, QMPError
+from . import ocr
 from .keys import combo, combos_for_text
 from .matcher import Event
 from .screen import (
@@ -55,6 +59,11 @@ class ScreenWatcher:
         self.shot: Image.Image | None = None
         self.shot_at = -1e9
         self.mode: tuple[int, int] | None = None
+        self.ocr_rows: list[str] = []  # the last screenshot's text, in a graphics mode
+        self.ocr_shot: Image.Image | None = None  # the last screenshot handed to OCR
+        self.reader = ocr.Reader()  # OCR in its own thread: serial keeps being read
+        self.ocr_off: str | None = None  # why OCR cannot run (noted once)
+        self.ocr_calls = 0
         self.match = ScreenMatcher()  # needles and still screens, pure
         self.polls = 0
         self.connected = False
@@ -65,6 +74,7 @@ class ScreenWatcher:
         self.connected = True
 
     def close(self) -> None:
+        self.reader.close()
         self.qmp.close()
         self.connected = False
 
@@ -77,7 +87,8 @@ class ScreenWatcher:
         """Read the screen once; the tracker's events for what it showed."""
         self.polls += 1
         events = self._poll_text(now)
-        if (wants_screenshot(self.tracker.pending_screen_milestones(), self.mode)
+        if (wants_screenshot(self.tracker.pending_screen_milestones(), self.mode,
+                             ocr.unavailable() is None)
                 or now - self.shot_at >= SHOT_EVERY):
             events += self._poll_shot(now)
         still = self.match.still(self.tracker.pending_screen_milestones(), now, self.mode)
@@ -126,7 +137,50 @@ class ScreenWatcher:
             self.tracker.activity(now)
         reached = self.match.shot_seen(previous, shot, self.tracker.pending_screen_milestones(),
                                        self._needle, now)
-        return self._reach(reached, now)
+        return self._reach(reached, now) + self._read_shot(shot, now)
+
+    def _read_shot(self, shot: Image.Image, now: float) -> list[Event]:
+        """Hand a changed graphics-mode screenshot to OCR; the new lines of the last
+        one read, fed as screen text."""
+        if is_text_mode(shot.size) or not self._ocr_wanted(now):
+            return []
+        if self.ocr_shot is None or not same_screen(self.ocr_shot, shot):
+            self.ocr_calls += 1
+            self.ocr_shot = shot
+            self.reader.submit(shot)
+        if self.reader.busy:
+            self.interval = self.fast  # a reading is due: collect it soon
+        return self._ocr_read(now)
+
+    def _ocr_read(self, now: float) -> list[Event]:
+        result = self.reader.take()
+        if result is None:
+            return []
+        if isinstance(result, RuntimeError):  # libtesseract's own failure: this shot is lost
+            if self.transcript is not None:
+                self.transcript.note(now - self.tracker.start, f"OCR failed: {result}")
+            return []
+        fresh = new_lines(self.ocr_rows, result)
+        self.ocr_rows = result
+        if not fresh:
+            return []
+        self.interval = self.fast  # the screen is changing: look again soon
+        text = "\n".join(fresh) + "\n"
+        if self.transcript is not None:
+            self.transcript.write(b"", text, now - self.tracker.start)
+        return self.tracker.feed(text.encode(), now, source="screen")
+
+    def _ocr_wanted(self, now: float) -> bool:
+        """A screen pattern may come next, and OCR works here (noted once when not)."""
+        if not any(m.pattern is not None for _, m in self.tracker.pending_screen_milestones()):
+            return False
+        reason = ocr.unavailable()
+        if reason is not None and self.ocr_off is None:
+            self.ocr_off = reason
+            if self.transcript is not None:
+                self.transcript.note(now - self.tracker.start,
+                                     f"the screen is in a graphics mode; {reason}")
+        return reason is None
 
     def _needle(self, path: Path) -> Image.Image:
         if path not in self._needles:
@@ -164,12 +218,17 @@ class ScreenWatcher:
         return visible_text(self.rows) if self.rows else ""
 
     def save_final(self) -> dict[str, str]:
-        """screen.txt and screen.png: the screen as the cell ended."""
+        """screen.txt and screen.png: the screen as the cell ended (in a graphics
+        mode, its text by OCR)."""
         out = {}
         with contextlib.suppress(QMPError, OSError):
             self._poll_text(time.monotonic())
-        if self.rows:
-            (self.folder / "screen.txt").write_text(visible_text(self.rows))
+        rows = self.rows
+        if self.mode is not None and not is_text_mode(self.mode) and ocr.unavailable() is None:
+            with contextlib.suppress(QMPError, OSError, RuntimeError, ocr.OCRUnavailable):
+                rows = ocr.read_lines(self.screenshot())
+        if rows:
+            (self.folder / "screen.txt").write_text(visible_text(rows))
             out["screen_text"] = "screen.txt"
         if self.save_screenshot("screen"):
             out["screen"] = "screen.png"

@@ -198,3 +198,12 @@ def test_every_local_guest_passes_under_tcg(tmp_path, cache):
     bad = {c["id"]: (c["verdict"], c["reason"]) for c in cells if c["verdict"] != "pass"}
     assert bad == {}, proc.stdout[-3000:]
     assert proc.returncode == 0
+
+
+def test_every_entry_from_outside_carries_its_evidence():
+    """#16: a guest this project does not boot says where each of its facts comes from."""
+    for g in CATALOG.values():
+        if "local" in g.tags:
+            continue
+        assert g.evidence, f"{g.id}: no evidence: list for a guest not booted here"
+        assert g.level != "boots-here", g.id

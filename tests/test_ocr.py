@@ -2,7 +2,8 @@
 
 The screenshots were taken by the harness from guests booted here under
 QEMU/TCG: GRUB 2.06's menu and memtest86+ 6.10 under OVMF (1280x800 and
-640x480 framebuffers) and KolibriOS's 800x600 desktop. They are read by
+640x480 framebuffers), KolibriOS's 800x600 desktop, and syslinux's
+vesamenu.c32 over Debian's splash (640x480) in a PXE boot of the netboot tree. They are read by
 the same code the screen watcher runs, and checked against the same guest
 patterns a live run uses.
 """
@@ -103,6 +104,16 @@ def test_kolibrios_desktop_captions_are_read():
     assert r.reached == ["desktop-text"]
     assert not replay(guest, screen_text("grub-uefi-menu.png"), ["desktop-text"],
                       source="screen").reached
+
+
+@needs_ocr
+def test_syslinux_vesamenu_over_a_splash_is_read():
+    """The PXE menu of Debian's netboot tree: white text over a picture."""
+    guest = load_guest(GUESTS / "debian-installer-12-amd64-pxe.yaml")
+    text = screen_text("debian-pxe-vesamenu.png")
+    assert b"Advanced options" in text
+    r = replay(guest, text, ["menu"], source="screen")
+    assert r.reached == ["menu"]
 
 
 # --- the watcher's wiring, without a VM -----------------------------------------------

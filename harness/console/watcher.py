@@ -60,6 +60,7 @@ class ScreenWatcher:
         self.shot_at = -1e9
         self.mode: tuple[int, int] | None = None
         self.ocr_rows: list[str] = []  # the last screenshot's text, in a graphics mode
+        self.final_rows: list[str] = []  # the screen as the cell ended (save_final)
         self.ocr_shot: Image.Image | None = None  # the last screenshot handed to OCR
         self.reader = ocr.Reader()  # OCR in its own thread: serial keeps being read
         self.ocr_off: str | None = None  # why OCR cannot run (noted once)
@@ -214,8 +215,11 @@ class ScreenWatcher:
         return path.name
 
     def text(self) -> str:
-        """The last screen as text (what screen.txt holds): for a cell's reason."""
-        return visible_text(self.rows) if self.rows else ""
+        """The last screen as text (what screen.txt holds): for a cell's reason. In a
+        graphics mode that is OCR's reading (save_final's, else the last one taken)."""
+        graphics = self.mode is not None and not is_text_mode(self.mode)
+        rows = (self.final_rows or self.ocr_rows) if graphics else self.rows
+        return visible_text(rows) if rows else ""
 
     def save_final(self) -> dict[str, str]:
         """screen.txt and screen.png: the screen as the cell ended (in a graphics
@@ -227,6 +231,7 @@ class ScreenWatcher:
         if self.mode is not None and not is_text_mode(self.mode) and ocr.unavailable() is None:
             with contextlib.suppress(QMPError, OSError, RuntimeError, ocr.OCRUnavailable):
                 rows = ocr.read_lines(self.screenshot())
+        self.final_rows = rows
         if rows:
             (self.folder / "screen.txt").write_text(visible_text(rows))
             out["screen_text"] = "screen.txt"

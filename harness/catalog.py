@@ -150,7 +150,8 @@ def _patterns(r: GuestRow, unverified: str) -> str:
     if r.verified_partly:
         text += f"; transcript: {', '.join(r.verified_partly)}"
     if r.evidence and r.level != "boots-here":
-        text += f" ({len(r.evidence)} sources)"
+        n = len(r.evidence)
+        text += f" ({n} source{'' if n == 1 else 's'})"
     return text
 
 

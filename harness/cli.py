@@ -311,6 +311,44 @@ def _parser() -> argparse.ArgumentParser:
     ne.add_argument("-o", "--out", type=Path, required=True, metavar="NEEDLE.png")
     ne.add_argument("--threshold", type=float, default=0.95)
 
+    tr = sub.add_parser(
+        "try", help="boot an image nobody wrote a guest file for; say how far it got",
+        description="Detect what IMAGE is from its content (ISO, floppy, disk, qcow2/vmdk/vdi, "
+                    "a kernel; compressed or not; a URL through the cache), boot it on each "
+                    "backend, watch the serial console and the screen (OCR in graphics "
+                    "modes), name the phase it reached (firmware, boot loader, kernel, "
+                    "userland, desktop) with the lines that prove it, and write a guest file "
+                    "that reproduces it. When the guest is quiet the harness presses Enter "
+                    "and watches for an answer: that is how it knows a prompt waits for input. "
+                    "The way to start on a new OS.",
+        epilog="Exit status: 0 every boot passed (reached a prompt or desktop that answers), "
+               "1 one did not, 2 the image cannot be tried.")
+    tr.add_argument("image", nargs="?", metavar="IMAGE",
+                    help="a file or URL; with --kernel, a CD attached as well")
+    tr.add_argument("--backend", action="append", metavar="NAME",
+                    help="boot on this backend (repeatable; default: tcg); several show "
+                         "where they part")
+    tr.add_argument("--firmware", choices=("bios", "uefi"),
+                    help="default: what the content suggests (BIOS when both do)")
+    tr.add_argument("--arch", help="the guest architecture when the content does not say")
+    tr.add_argument("--kernel", metavar="FILE", help="boot this kernel directly")
+    tr.add_argument("--initrd", metavar="FILE", help="with --kernel")
+    tr.add_argument("--append", metavar="CMDLINE",
+                    help="the kernel command line (default: console=ttyS0)")
+    tr.add_argument("--sha256", metavar="HEX", help="the digest a URL must have")
+    tr.add_argument("--write", type=Path, metavar="guests/ID.yaml",
+                    help="write the guest file that reproduces what was seen")
+    tr.add_argument("--time", type=_seconds, default=180.0, metavar="S",
+                    help="give up after this long per boot (default 180 s)")
+    tr.add_argument("--quiet", type=_seconds, default=3.0, metavar="S",
+                    help="silence before the harness presses Enter (default 3 s)")
+    tr.add_argument("--no-answer", action="store_true",
+                    help="never press Enter: only watch")
+    tr.add_argument("--memory", default="1024M", help="guest memory (default 1024M)")
+    tr.add_argument("--out", type=Path, metavar="DIR",
+                    help="where consoles and screenshots go (default: a new temporary folder)")
+    tr.add_argument("--offline", action="store_true", help="use cached images only")
+
     ca = sub.add_parser("cache", help="list, prune or seed the image cache",
                         description="The image cache: $HARNESS_CACHE, else the platform's user "
                                     "cache folder.")
@@ -335,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cache": cmd_cache, "needle": cmd_needle, "repro": cmd_repro,
                 "merge": cmd_merge, "worker": cmd_worker,
                 "bisect-quirks": cmd_bisect, "replay": cmd_replay,
-                "report": cmd_report}[args.command](args)
+                "report": cmd_report, "try": cmd_try}[args.command](args)
     except UsageError as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -661,6 +699,30 @@ def cmd_cache(args: argparse.Namespace) -> int:
     skipped = [i for i in found if not i.images]
     print(f"{len(found) - len(skipped)} files imported, {len(skipped)} named by no guest file")
     return 0
+
+
+def cmd_try(args: argparse.Namespace) -> int:
+    from .backends import registry
+    from .tryout.command import TryOptions, run_try
+    from .tryout.source import TryError
+
+    backends = args.backend or ["tcg"]
+    unknown = [b for b in backends if b not in registry.names()]
+    if unknown:
+        raise UsageError(f"--backend: unknown {', '.join(unknown)} (known: "
+                         f"{', '.join(registry.names())})")
+    if not args.image and not args.kernel:
+        raise UsageError("give an IMAGE, or --kernel")
+    if args.write is not None and args.write.suffix != ".yaml":
+        raise UsageError("--write: a guest file is named ID.yaml")
+    out = _out_dir("--out", args.out) if args.out else None
+    opts = TryOptions(args.image, backends, args.firmware, args.arch, args.kernel, args.initrd,
+                      args.append, args.sha256, args.write, args.time, not args.no_answer,
+                      args.quiet, args.memory, out, args.offline)
+    try:
+        return run_try(opts)
+    except TryError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_needle(args: argparse.Namespace) -> int:

@@ -181,9 +181,10 @@ class ArchInfo:
 
 
 # How far a guest file's claims were checked, strongest first: booted by this
-# project's tests; patterns checked against a real recorded console; URL, loader
-# and strings taken from upstream sources; not checked at all.
-LEVELS = ("boots-here", "transcript", "layout", "unchecked")
+# project's tests; patterns checked against a real recorded console; written by
+# `harness try` from what one boot showed; URL, loader and strings taken from
+# upstream sources; not checked at all.
+LEVELS = ("boots-here", "transcript", "observed", "layout", "unchecked")
 
 
 @dataclass(frozen=True)

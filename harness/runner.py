@@ -22,6 +22,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import knowledge
 from .backends import registry
@@ -53,8 +54,11 @@ class AttemptContext:
     gdb_port: int | None = None  # start paused with a gdb stub on this port
 
 
-def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
-    """Launch the cell once and follow its console to an outcome."""
+def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
+         follow: Callable[..., Any] | None = None) -> Any:
+    """Launch the cell once and follow its console to an outcome: an Attempt. A caller
+    that watches the boot its own way (`harness try`) passes `follow`, called as
+    `_follow` is, and gets what it returns (or an Attempt naming why nothing ran)."""
     folder = ctx.folder
     sockdir = Path(tempfile.mkdtemp(prefix="gh-"))  # unix socket paths must stay short
     started = time.monotonic()
@@ -88,7 +92,7 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext) -> Attempt:
                 failed = run_step(argv, log, SETUP_TIMEOUT)
                 if failed:
                     return Attempt(None, failed, launch, time.monotonic() - started)
-            return _follow(cell, launch, ctx, sockdir, started, transport)
+            return (follow or _follow)(cell, launch, ctx, sockdir, started, transport)
         finally:
             for argv in launch.teardown:
                 run_step(argv, log, TEARDOWN_TIMEOUT)

@@ -75,7 +75,7 @@ def test_levels_and_evidence(tmp_path):
     path = guest_file(tmp_path, bad)
     assert issues(path) == [
         f"{path}:9: verified: 'layuot' is not a milestone (expected boots-here, transcript, "
-        "layout, unchecked or milestone names)",
+        "observed, layout, unchecked or milestone names)",
         f"{path}:11: evidence[0].url: 'ftp.example.org': expected an http(s) URL",
         f"{path}:11: evidence[0].confirms: expected a non-empty string, got str ''",
         f"{path}:12: evidence[1]: expected a mapping, got str 'just a string'",

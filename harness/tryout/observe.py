@@ -1,0 +1,269 @@
+"""`harness try`: one boot of an image nobody wrote a guest file for, watched.
+
+The impure loop of `try`: the VM on its console transport, the screen through
+the screen watcher (VGA text, OCR in graphics modes), every line handed to the
+classifier (phases.py: what a line means is knowledge, not code). When the
+guest has been quiet for a while, the loop asks whether something waits for
+input by sending a harmless Enter and watching for an answer: that is what
+turns "looks like a prompt" into "reached an interactive prompt".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..backends.base import Launch
+from ..backends.qmp import QMPError
+from ..console.clean import Cleaner
+from ..console.screen import is_text_mode
+from ..console.transcript import Transcript
+from ..model import Milestone
+from .phases import PHASES, Classifier, Seen, prompt_shape
+
+QUIET = 3.0  # seconds of silence before asking whether something waits for input
+ANSWER_WAIT = 4.0  # seconds an answer has to show an effect
+MAX_ANSWERS = 4  # default answers (Enter) at most, per boot
+TICK = 0.1
+# the screen watcher wants screenshots (and OCR) while a text pattern is due: one always is
+_ANY_TEXT = Milestone("screen-text", re.compile(r"(?!)"), source="screen")
+
+
+@dataclass
+class Answer:
+    """One default answer the harness gave, and whether the guest reacted."""
+
+    at: float
+    source: str  # serial (typed on the console) | screen (a key press)
+    text: str
+    to: str  # the line or screen text it answered
+    effect: bool = False  # the console or screen changed within ANSWER_WAIT
+
+
+@dataclass
+class Observation:
+    """What one boot showed: the verdict word, how far, and the evidence."""
+
+    verdict: str  # pass | fail | crash | hang | timeout | error
+    phase: str | None  # the furthest of PHASES reached
+    label: str  # in the porter's words: "FreeDOS prompt", "no bootable device"
+    end: str  # why watching stopped
+    seen: list[Seen] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    interactive: bool = False  # an answer made the guest react: it waits for input
+    duration: float = 0.0
+    graphics: bool = False  # the display went to a graphics mode
+    shots: list[str] = field(default_factory=list)  # screenshots at each new phase
+
+    def summary(self) -> str:
+        how = f"{self.label}" + (" (answers input)" if self.interactive else "")
+        return f"{self.verdict}: {how}; {self.end} after {self.duration:.1f} s"
+
+
+class _ScreenSink:
+    """What the screen watcher hands a boot tracker, turned to the classifier: new
+    screen text, and "the screen changed" (activity)."""
+
+    def __init__(self, start: float, watch: _Watch) -> None:
+        self.start = start
+        self.watch = watch
+
+    def feed(self, data: bytes, now: float, source: str = "screen") -> list:
+        self.watch.text(data.decode("utf-8", "replace"), "screen", now)
+        return []
+
+    def activity(self, now: float) -> None:
+        self.watch.changed(now)
+
+    def reach(self, index: int, now: float, text: str) -> list:
+        return []
+
+    def pending_screen_milestones(self) -> list[tuple[int, Milestone]]:
+        return [(0, _ANY_TEXT)]
+
+
+class _Watch:
+    """The pure bookkeeping of one boot: lines to the classifier, when output last
+    came, phases reached (for screenshots), answers pending."""
+
+    def __init__(self, start: float, classifier: Classifier) -> None:
+        self.start = start
+        self.classifier = classifier
+        self.last_change = start
+        self.new_phase: list[Seen] = []
+        self.seen: list[Seen] = []
+        self.best = -1
+        self.last_source = ""
+
+    def text(self, text: str, source: str, now: float) -> None:
+        if not text:
+            return
+        self.last_change = now
+        if text.strip():
+            self.last_source = source
+        for s in self.classifier.feed(text, source, now - self.start):
+            self.seen.append(s)
+            rank = PHASES.index(s.sign.phase) if s.sign.phase in PHASES else -1
+            if rank > self.best or s.sign.kind == "failure":
+                self.best = max(self.best, rank)
+                self.new_phase.append(s)
+
+    def changed(self, now: float) -> None:
+        self.last_change = now
+
+
+def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
+            answer: bool = True, quiet: float = QUIET, log=lambda line: None) -> Observation:
+    """Watch the running `vm` until it reaches an interactive prompt or a desktop,
+    fails, stops, or `limit` seconds pass. `screen_factory(sink)` gives a connected
+    ScreenWatcher (or None where the backend cannot show the screen)."""
+    start = vm.started
+    classifier = Classifier()
+    watch = _Watch(start, classifier)
+    cleaner = Cleaner()
+    transcript = Transcript(folder)
+    sink = _ScreenSink(start, watch)
+    screen = screen_factory(sink)
+    answers: list[Answer] = []
+    shots: list[str] = []
+    pending: Answer | None = None
+    graphics = False
+    end = verdict = ""
+    try:
+        while True:
+            data = vm.read(TICK)
+            now = time.monotonic()
+            t = now - start
+            if data is None:
+                status = vm.wait(5.0)
+                transcript.note(t, f"VM exited with status {status}")
+                end = f"the VM stopped (exit status {status})"
+                verdict = "fail" if status else "pass"
+                break
+            if data:
+                text = cleaner.feed(data)
+                transcript.write(data, text, t)
+                watch.text(text, "serial", now)
+            if screen is not None and screen.due(now):
+                try:
+                    screen.poll(now)
+                except (QMPError, OSError) as exc:
+                    transcript.note(t, f"screen watching stopped: {exc}")
+                    screen.close()
+                    screen = None
+                else:
+                    graphics = graphics or (screen.mode is not None
+                                            and not is_text_mode(screen.mode))
+            for s in watch.new_phase:  # a new phase: its evidence, and a picture of it
+                transcript.note(s.at, f"{s.sign.phase}: {s.sign.label or s.sign.name} "
+                                      f"({s.source}: {s.text[:80]!r})")
+                log(f"  {s.at:6.1f} s  {s.sign.phase:<10} {s.sign.label or s.sign.name}")
+                if screen is not None:
+                    with contextlib.suppress(QMPError, OSError):
+                        name = screen.save_screenshot(f"phase-{len(shots) + 1:02d}-{s.sign.name}")
+                        if name:
+                            shots.append(name)
+            watch.new_phase.clear()
+            failure = classifier.failure()
+            if failure is not None:
+                end = f"{failure.sign.label or failure.sign.name}: {failure.text[:80]}"
+                verdict = failure.sign.verdict or "fail"
+                break
+            if pending is not None:
+                if watch.last_change > start + pending.at + 0.05:
+                    pending.effect = True
+                    pending = None
+                    if _settled(classifier, graphics):
+                        end, verdict = "it answered input", "pass"
+                        break
+                elif t - pending.at >= ANSWER_WAIT:
+                    pending = None
+            elif now - watch.last_change >= quiet:
+                reached = classifier.reached()
+                if (_settled(classifier, graphics) and answers and answers[-1].effect
+                        and reached is not None and answers[-1].at >= reached.at):
+                    end, verdict = "it answered input", "pass"
+                    break
+                if answer and len(answers) < MAX_ANSWERS:
+                    pending = _answer(vm, screen, classifier, watch.last_source, graphics, t)
+                    answers.append(pending)
+                    transcript.note(t, f"answered {pending.text!r} ({pending.source}) to "
+                                       f"{pending.to[:60]!r}")
+                    what = "moved the mouse" if pending.text == "mouse" else "pressed Enter"
+                    log(f"  {t:6.1f} s  quiet for {quiet:g} s: {what} ({pending.source})")
+                    watch.last_change = now
+                elif now - watch.last_change >= max(quiet * 3, 15.0):
+                    end, verdict = f"no output for {now - watch.last_change:.0f} s", "hang"
+                    break
+            if t >= limit:
+                end, verdict = f"time limit ({limit:g} s)", "timeout"
+                break
+        transcript.write(b"", cleaner.flush(), time.monotonic() - start)
+    finally:
+        if screen is not None:
+            with contextlib.suppress(QMPError, OSError):
+                screen.save_final()
+            screen.close()
+    return _judge(classifier, watch.seen, verdict, end, answers, time.monotonic() - start,
+                  graphics, shots)
+
+
+def _settled(classifier: Classifier, graphics: bool) -> bool:
+    """Whether the boot is as far as a boot goes: a shell, login, installer question
+    or desktop; or, on a screen in graphics mode, a still desktop."""
+    reached = classifier.reached()
+    if reached is not None and reached.sign.phase in ("userland", "desktop"):
+        return True
+    return graphics and reached is not None and reached.sign.phase == "kernel"
+
+
+def _answer(vm, screen, classifier: Classifier, last_source: str, graphics: bool,
+            t: float) -> Answer:
+    """Enter, where the guest is likely to read it: the serial console when the
+    last words came there (or there is no screen), else the keyboard."""
+    serial_tail = classifier.tail("serial")
+    screen_last = classifier.tail("screen")
+    on_serial = screen is None or bool(serial_tail.strip()) or (
+        not graphics and not screen_last.strip() and last_source == "serial")
+    if on_serial:
+        vm.write(b"\r")
+        return Answer(t, "serial", "\n", serial_tail or "(quiet)")
+    reached = classifier.reached()
+    if graphics and (reached is None or reached.sign.phase in ("kernel", "desktop")):
+        # a desktop answers the mouse: its pointer moves (a key may do nothing there)
+        with contextlib.suppress(QMPError, OSError):
+            screen.qmp.command("input-send-event", events=[
+                {"type": "rel", "data": {"axis": "x", "value": 40}},
+                {"type": "rel", "data": {"axis": "y", "value": 30}}])
+        return Answer(t, "screen", "mouse", screen_last or "(quiet screen)")
+    with contextlib.suppress(QMPError, OSError):
+        screen.press(("ret",))
+    return Answer(t, "screen", "\n", screen_last or "(quiet screen)")
+
+
+def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
+           answers: list[Answer], duration: float, graphics: bool,
+           shots: list[str]) -> Observation:
+    """One verdict word plus the phase reached, from what was seen: the only place
+    `try` decides."""
+    reached = classifier.reached()
+    failure = classifier.failure()
+    interactive = any(a.effect for a in answers)
+    phase = reached.sign.phase if reached is not None else None
+    if failure is not None:
+        label = failure.sign.label or failure.sign.name
+        phase = failure.sign.phase if phase is None else phase
+    elif reached is not None:
+        label = reached.sign.label or reached.sign.name
+    else:
+        label = "nothing recognised"
+    if verdict in ("hang", "timeout") and interactive and reached is not None and (
+            reached.sign.phase in ("userland", "desktop") or prompt_shape(reached.text)):
+        verdict, end = "pass", f"it answered input ({end})"
+    if verdict == "pass" and reached is None:
+        verdict = "fail"  # it stopped or answered, but nothing says what it is
+    return Observation(verdict, phase, label, end, list(seen), answers, interactive, duration,
+                       graphics, shots)

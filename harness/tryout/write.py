@@ -1,0 +1,96 @@
+"""The guest file `harness try --write` leaves behind: what one boot showed, as
+milestones a `harness run` of the same image reaches again.
+
+Each milestone is a line the classifier recognised, in the order it came, as
+a pattern: the text up to a distinctive length, regex characters escaped,
+numbers that change between boots (versions, times, counters) generalised.
+The Enter the harness pressed becomes the `send:`/`keys:` of the line it
+answered; timeouts are the observed times with a margin.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import yaml
+
+from .observe import Observation
+from .phases import Seen
+from .source import Tried
+
+MAX_PATTERN = 48  # characters of a line kept in its pattern: distinctive, not brittle
+_SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
+
+
+def pattern_of(text: str, source: str) -> str:
+    """A regular expression matching `text` again on another boot."""
+    text = " ".join(text.split())
+    if len(text) > MAX_PATTERN:  # cut at a word boundary
+        cut = text.rfind(" ", 0, MAX_PATTERN)
+        text = text[:cut if cut > MAX_PATTERN // 2 else MAX_PATTERN]
+    out = _SPECIAL.sub(r"\\\1", text)
+    out = re.sub(r"\d+", r"\\d+", out)
+    # OCR and screens normalise spaces; serial consoles may pad them
+    return out.replace(" ", " +")
+
+
+def _timeout(gap: float) -> int:
+    return int(min(3600, math.ceil(gap * 3 + 30)))
+
+
+def milestones(obs: Observation) -> list[dict[str, Any]]:
+    """The observed evidence as milestones, answers attached to what they answered."""
+    chosen: list[Seen] = [s for s in obs.seen if s.sign.kind != "failure"]
+    out: list[dict[str, Any]] = []
+    names: set[str] = set()
+    previous = 0.0
+    answered = [a for a in obs.answers if a.effect and a.text != "mouse"]
+    for s in chosen:
+        name = s.sign.name
+        n = 2
+        while name in names:
+            name, n = f"{s.sign.name}-{n}", n + 1
+        names.add(name)
+        m: dict[str, Any] = {"name": name, "source": s.source,
+                             "pattern": pattern_of(s.text, s.source),
+                             "timeout": _timeout(s.at - previous)}
+        previous = s.at
+        out.append(m)
+    for a in answered:  # the last milestone seen before the answer gets it
+        before = [i for i, s in enumerate(chosen) if s.at <= a.at]
+        if not before:
+            continue
+        m = out[before[-1]]
+        if a.source == "serial":
+            m["send"] = m.get("send", "") + a.text
+        else:
+            m["keys"] = [*m.get("keys", []), "ret"]
+    return out
+
+
+def guest_text(tried: Tried, obs: Observation, backend: str, firmware: str,
+               gid: str | None = None) -> str:
+    """The guest file, in the normal format, that reproduces this boot's verdict (its id
+    `gid`: a guest file's id is its file name)."""
+    data = dict(tried.data)
+    data["id"] = gid or data["id"]
+    data["images"] = {k: dict(v) for k, v in data["images"].items()}
+    main = "kernel" if "kernel" in data["images"] and "kernel" in tried.sources else "image"
+    spec = data["images"][main]
+    if "file" in spec and "sha256" not in spec:
+        spec["sha256"] = tried.raw_sha256
+    if "sha256" in spec:
+        spec.pop("pin", None)
+    data["firmware"] = [firmware]
+    sources = {s.source for s in obs.seen}
+    data["console"] = ("serial" if sources <= {"serial"} else
+                       "screen" if obs.graphics else "vga-text")
+    data["milestones"] = milestones(obs) or [{"name": "nothing", "pattern": "(?!)"}]
+    last = obs.seen[-1].at if obs.seen else obs.duration
+    data["timeouts"] = {"total": math.ceil(last * 3 + 60), "stall": 120}
+    data["notes"] = (f"{data['notes']} On {backend}/{firmware} it reached: {obs.label} "
+                     f"({obs.verdict}; {obs.end}).")
+    return ("# written by `harness try`; check the patterns before trusting them\n"
+            + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))

@@ -65,18 +65,22 @@ class Observation:
 
 class _ScreenSink:
     """What the screen watcher hands a boot tracker, turned to the classifier: new
-    screen text, and "the screen changed" (activity)."""
+    screen text, and "the screen changed" (activity) - in a graphics mode only: in a
+    text mode the cursor blinks, and new text arrives as text."""
 
     def __init__(self, start: float, watch: _Watch) -> None:
         self.start = start
         self.watch = watch
+        self.screen = None  # the watcher feeding this sink, once made
 
     def feed(self, data: bytes, now: float, source: str = "screen") -> list:
         self.watch.text(data.decode("utf-8", "replace"), "screen", now)
         return []
 
     def activity(self, now: float) -> None:
-        self.watch.changed(now)
+        mode = getattr(self.screen, "mode", None)
+        if mode is not None and not is_text_mode(mode):
+            self.watch.changed(now)
 
     def reach(self, index: int, now: float, text: str) -> list:
         return []
@@ -126,7 +130,7 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
     cleaner = Cleaner()
     transcript = Transcript(folder)
     sink = _ScreenSink(start, watch)
-    screen = screen_factory(sink)
+    screen = sink.screen = screen_factory(sink)
     answers: list[Answer] = []
     shots: list[str] = []
     pending: Answer | None = None

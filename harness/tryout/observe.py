@@ -191,7 +191,10 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                         and reached is not None and answers[-1].at >= reached.at):
                     end, verdict = "it answered input", "pass"
                     break
-                if answer and len(answers) < MAX_ANSWERS:
+                # one more answer is always allowed to confirm a prompt reached late
+                confirm = reached is not None and (not answers or answers[-1].at < reached.at)
+                if answer and (len(answers) < MAX_ANSWERS
+                               or (confirm and _settled(classifier, graphics))):
                     pending = _answer(vm, screen, classifier, watch.last_source, graphics, t)
                     answers.append(pending)
                     transcript.note(t, f"answered {pending.text!r} ({pending.source}) to "
@@ -256,6 +259,7 @@ def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
     reached = classifier.reached()
     failure = classifier.failure()
     interactive = any(a.effect for a in answers)
+    confirmed = reached is not None and any(a.effect and a.at >= reached.at for a in answers)
     phase = reached.sign.phase if reached is not None else None
     if failure is not None:
         label = failure.sign.label or failure.sign.name
@@ -264,7 +268,7 @@ def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
         label = reached.sign.label or reached.sign.name
     else:
         label = "nothing recognised"
-    if verdict in ("hang", "timeout") and interactive and reached is not None and (
+    if verdict in ("hang", "timeout") and confirmed and reached is not None and (
             reached.sign.phase in ("userland", "desktop") or prompt_shape(reached.text)):
         verdict, end = "pass", f"it answered input ({end})"
     if verdict == "pass" and reached is None:

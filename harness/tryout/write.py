@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from .observe import Observation
-from .phases import Seen
+from .phases import Seen, prompt_shape
 from .source import Tried
 
+ASKING = ("menu", "question", "prompt", "shell")  # signs that wait for an answer
 MAX_PATTERN = 48  # characters of a line kept in its pattern: distinctive, not brittle
 _SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
 
@@ -58,10 +59,13 @@ def milestones(obs: Observation) -> list[dict[str, Any]]:
                              "timeout": _timeout(s.at - previous)}
         previous = s.at
         out.append(m)
-    for a in answered:  # the last milestone seen before the answer gets it
+    for a in answered:  # the last milestone seen before the answer gets it, if it asked
         before = [i for i, s in enumerate(chosen) if s.at <= a.at]
         if not before:
             continue
+        asked = chosen[before[-1]]
+        if asked.sign.kind not in ASKING and not prompt_shape(a.to):
+            continue  # an Enter into a quiet boot that happened to go on: not a dialogue
         m = out[before[-1]]
         if a.source == "serial":
             m["send"] = m.get("send", "") + a.text

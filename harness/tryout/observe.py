@@ -134,7 +134,7 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
     answers: list[Answer] = []
     shots: list[str] = []
     pending: Answer | None = None
-    graphics = False
+    graphics = went_graphics = False
     end = verdict = ""
     try:
         while True:
@@ -158,9 +158,9 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                     transcript.note(t, f"screen watching stopped: {exc}")
                     screen.close()
                     screen = None
-                else:
-                    graphics = graphics or (screen.mode is not None
-                                            and not is_text_mode(screen.mode))
+                else:  # the mode now (QEMU's first screen is a 640x480 placeholder)
+                    graphics = screen.mode is not None and not is_text_mode(screen.mode)
+                    went_graphics = went_graphics or graphics
             for s in watch.new_phase:  # a new phase: its evidence, and a picture of it
                 transcript.note(s.at, f"{s.sign.phase}: {s.sign.label or s.sign.name} "
                                       f"({s.source}: {s.text[:80]!r})")
@@ -215,7 +215,7 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                 screen.save_final()
             screen.close()
     return _judge(classifier, watch.seen, verdict, end, answers, time.monotonic() - start,
-                  graphics, shots)
+                  graphics, went_graphics, shots)
 
 
 def _settled(classifier: Classifier, graphics: bool) -> bool:
@@ -252,7 +252,7 @@ def _answer(vm, screen, classifier: Classifier, last_source: str, graphics: bool
 
 
 def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
-           answers: list[Answer], duration: float, graphics: bool,
+           answers: list[Answer], duration: float, graphics: bool, went_graphics: bool,
            shots: list[str]) -> Observation:
     """One verdict word plus the phase reached, from what was seen: the only place
     `try` decides."""
@@ -264,6 +264,9 @@ def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
     if failure is not None:
         label = failure.sign.label or failure.sign.name
         phase = failure.sign.phase if phase is None else phase
+    elif reached is not None and graphics and reached.sign.phase == "kernel" and any(
+            a.effect and a.text == "mouse" for a in answers):
+        phase, label = "desktop", "a graphical desktop (it answers the mouse)"
     elif reached is not None:
         label = reached.sign.label or reached.sign.name
     else:
@@ -274,4 +277,4 @@ def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
     if verdict == "pass" and reached is None:
         verdict = "fail"  # it stopped or answered, but nothing says what it is
     return Observation(verdict, phase, label, end, list(seen), answers, interactive, duration,
-                       graphics, shots)
+                       went_graphics, shots)

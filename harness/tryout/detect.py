@@ -65,7 +65,7 @@ GPT_TYPES = {ESP: "EFI system", uuid.UUID("21686148-6449-6e6f-744e-656564454649"
 NOT_IMAGES = ((257, b"ustar", "a tar archive, not an image: unpack it and try the image inside"),
               (0, b"070701", "a cpio archive (newc), e.g. an initramfs: pass it as --initrd"),
               (0, b"070702", "a cpio archive (newc, CRC), e.g. an initramfs: pass it as --initrd"),
-              (0, b"!<arch>\ndebian-binary", "a Debian package, not an image: its boot files are inside"),
+              (0, b"!<arch>\ndebian-binary", "a Debian package, not an image: boot files inside"),
               (0, b"!<arch>\n", "an ar archive, not an image"))
 PC = "x86_64"  # PC boot code says x86 but not its width: x86_64's QEMU runs 16/32-bit code too
 
@@ -240,9 +240,8 @@ def _unknown(head: bytes, size: int) -> str:
 
 def _container(path: Path, src: _Source, head: bytes, probe: bool) -> Detected | None:
     fmt = next((f for m, f in CONTAINERS.items() if head.startswith(m)), None)
-    if fmt is None and head[VDI_SIGNATURE[0]:VDI_SIGNATURE[0] + 4] == VDI_SIGNATURE[1] \
-            and b"VirtualBox" in head[:0x40]:
-        fmt = "vdi"
+    if fmt is None and head[VDI_SIGNATURE[0]:VDI_SIGNATURE[0] + 4] == VDI_SIGNATURE[1]:
+        fmt = "vdi"  # the text before it differs (Oracle's, QEMU's): the signature decides
     if fmt is None:
         return None
     facts = [f"{fmt} disk image (by its magic)"]
@@ -297,13 +296,14 @@ def _container_head(path: Path, fmt: str) -> bytes | None:
 def _iso(path: Path, src: _Source, head: bytes, probe: bool) -> Detected | None:
     if head[0x8001:0x8006] != b"CD001":
         return None
-    label, catalog = "", None
+    label, catalog, volume_size = "", None, 0
     for n in range(16, 64):
         vd = src.read(n * 2048, 2048)
         if len(vd) < 2048 or vd[1:6] != b"CD001" or vd[0] == 255:
             break
         if vd[0] == 1:
             label = _text(vd[40:72])
+            volume_size = struct.unpack_from("<I", vd, 80)[0] * struct.unpack_from("<H", vd, 128)[0]
         elif vd[0] == 0 and vd[7:30] == b"EL TORITO SPECIFICATION":
             catalog = struct.unpack_from("<I", vd, 0x47)[0]
     facts, firmware, arch = [], [], None
@@ -324,6 +324,9 @@ def _iso(path: Path, src: _Source, head: bytes, probe: bool) -> Detected | None:
         facts.append(f"{volume} with an El Torito record but no bootable catalog entry")
     else:
         facts.append(f"{volume} with an El Torito catalog: {said} boot entries")
+    if volume_size > src.size and src.f is not None:
+        facts.append(f"truncated: the volume is {_human(volume_size)} but the file only "
+                     f"{_human(src.size)}")
     if head[510:512] == b"\x55\xaa" and _mbr_partitions(head):
         facts.append("hybrid ISO (also an MBR disk)"
                      + (" with a GPT" if head[512:520] == b"EFI PART" else ""))
@@ -423,7 +426,7 @@ def _riscv_or_arm64(path: Path, src: _Source, head: bytes, probe: bool) -> Detec
 
 
 def _elf(path: Path, src: _Source, head: bytes, probe: bool) -> Detected | None:
-    if head[:4] != b"\x7fELF" or len(head) < 52:
+    if head[:4] != b"\x7fELF" or src.size < 52:  # shorter than an ELF header: not one
         return None
     bits = {1: 32, 2: 64}.get(head[4], 0)
     big = head[5] == 2
@@ -461,6 +464,8 @@ def _pvh_note(src: _Source, head: bytes, bits: int, e: str) -> bool:
     else:
         phoff, phsize, phnum = (struct.unpack_from(f"{e}I", head, 28)[0],
                                 *struct.unpack_from(f"{e}HH", head, 42))
+    if phsize < (56 if bits == 64 else 32):
+        return False
     table = src.read(phoff, phsize * min(phnum, 64))
     for i in range(0, len(table) - phsize + 1, phsize):
         if struct.unpack_from(f"{e}I", table, i)[0] != 4:  # PT_NOTE

@@ -438,6 +438,15 @@ def test_plain_elf_kernels(tmp_path, work, machine, bits, arch):
     assert (found.kind, found.boot, found.arch) == ("elf", "kernel", arch)
 
 
+def test_an_arch_the_harness_cannot_run_is_said(tmp_path, work):
+    image = tmp_path / "vmlinux"
+    image.write_bytes(elf(8))   # MIPS
+    found = detect(image, work)
+    assert found.arch == "mips"
+    assert "mips is not in harness/data/arches.yaml: the harness cannot boot it yet" \
+        in found.facts
+
+
 def test_elf_module_is_not_bootable(tmp_path, work):
     image = tmp_path / "miniroot.kmod"
     image.write_bytes(elf(3, etype=1))

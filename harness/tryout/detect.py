@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
+from harness import knowledge
 from harness.images.archive import ArchiveError, open_decompressed
 
 from . import kernels, media
@@ -161,10 +162,18 @@ def _classify(path: Path, src: Source, probe: bool) -> Detected:
                       media.mbr):
             found = check(path, src, padded, probe)
             if found is not None:
-                return found
+                return _known_arch(found)
     except (struct.error, ValueError) as exc:
         raise DetectError(f"{path}: a header that cannot be parsed ({exc})") from None
     return Detected(path, "unknown", "none", None, [], facts=(_unknown(head, src.size),))
+
+
+def _known_arch(found: Detected) -> Detected:
+    """Say so when the content names an architecture the harness has no QEMU setup for."""
+    if found.arch is None or found.arch in knowledge.arches():
+        return found
+    return replace(found, facts=(*found.facts, f"{found.arch} is not in harness/data/arches.yaml:"
+                                 " the harness cannot boot it yet"))
 
 
 def _unknown(head: bytes, size: int) -> str:

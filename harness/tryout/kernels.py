@@ -49,7 +49,7 @@ def riscv_or_arm64(path: Path, src: Source, head: bytes, probe: bool) -> Detecte
     endian = "big-endian" if arm and flags & 1 else "little-endian"
     facts = [f"Linux {name} Image, {endian}, image size {human(size)}"]
     firmware = ["bios"]
-    if head[:2] == b"MZ" and _pe_header(head) is not None:
+    if _pe_header(head) is not None:
         facts.append("EFI stub: also a PE/COFF EFI application")
         firmware.append("uefi")
     return Detected(path, "arm64-image" if arm else "riscv-image", "kernel",
@@ -140,8 +140,8 @@ def multiboot_raw(path: Path, src: Source, head: bytes, probe: bool) -> Detected
                     facts=(f"a {mb} header in a non-ELF file (i386 protected mode)",))
 
 
-def _pe_header(head: bytes) -> tuple[int, int] | None:
-    """(COFF machine, subsystem) of a PE/COFF image, None if it is not one."""
+def _pe_header(head: bytes) -> tuple[int, int, bool] | None:
+    """(COFF machine, subsystem, PE32+?) of a PE/COFF image, None if it is not one."""
     if head[:2] != b"MZ" or len(head) < 0x40:
         return None
     pe = struct.unpack_from("<I", head, 0x3C)[0]
@@ -149,20 +149,18 @@ def _pe_header(head: bytes) -> tuple[int, int] | None:
         return None
     machine = struct.unpack_from("<H", head, pe + 4)[0]
     subsystem = struct.unpack_from("<H", head, pe + 24 + 68)[0]
-    return machine, subsystem
+    return machine, subsystem, struct.unpack_from("<H", head, pe + 24)[0] == 0x20B
 
 
 def pe(path: Path, src: Source, head: bytes, probe: bool) -> Detected | None:
     found = _pe_header(head)
     if found is None:
         return None
-    machine, subsystem = found
+    machine, subsystem, plus = found
     arch = PE_MACHINES.get(machine)
-    kind = "PE32+" if struct.unpack_from("<H", head, struct.unpack_from("<I", head, 0x3C)[0]
-                                         + 24)[0] == 0x20B else "PE32"
-    what = PE_SUBSYSTEMS.get(subsystem)
-    text = f"{kind} {what or f'program (subsystem {subsystem})'} for {arch or 'an unknown CPU'}" \
-           f" (machine {machine:#x})"
+    what = PE_SUBSYSTEMS.get(subsystem) or f"program (subsystem {subsystem})"
+    text = (f"{'PE32+' if plus else 'PE32'} {what} for {arch or 'an unknown CPU'} "
+            f"(machine {machine:#x})")
     if subsystem != 10:
         return Detected(path, "unknown", "none", arch, [],
                         facts=(text, "not an EFI application: nothing to boot directly"))

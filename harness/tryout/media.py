@@ -74,10 +74,10 @@ def _qemu_img_info(path: Path, fmt: str) -> str:
     seen = info.get("format")
     if seen != fmt:
         raise DetectError(f"{path}: looks {fmt} by its magic but qemu-img says {seen}")
-    text = f"{fmt} (qemu-img): virtual size {human(int(info.get('virtual-size', 0)))}"
+    said = f"{fmt} (qemu-img): virtual size {human(int(info.get('virtual-size', 0)))}"
     if info.get("backing-filename"):
-        text += f", an overlay on {info['backing-filename']}"
-    return text
+        said += f", an overlay on {info['backing-filename']}"
+    return said
 
 
 def _container_head(path: Path, fmt: str) -> bytes | None:
@@ -173,16 +173,16 @@ def _iso_loaders(path: Path) -> list[tuple[str, str]]:
     """(name, arch) of the removable-media EFI loaders in the ISO's own /EFI/BOOT."""
     try:
         import pycdlib
-        iso = pycdlib.PyCdlib()
-        iso.open(str(path))
-    except Exception:
+        image = pycdlib.PyCdlib()
+        image.open(str(path))
+    except Exception:  # pycdlib raises many kinds; the ISO is an ISO all the same
         return []
     try:
-        children = list(iso.list_children(iso_path="/EFI/BOOT"))
-    except Exception:
+        children = list(image.list_children(iso_path="/EFI/BOOT"))
+    except Exception:  # no such directory
         children = []
     finally:
-        iso.close()
+        image.close()
     names = [c.file_identifier().decode("ascii", "replace").split(";")[0].upper()
              for c in children]
     return [(n, EFI_LOADERS[n]) for n in names if n in EFI_LOADERS]
@@ -212,8 +212,10 @@ def _disk(path: Path, src: Source, head: bytes, probe: bool) -> Detected | None:
         facts = [f"GPT disk ({sector}-byte sectors): {listed}"]
         if code:
             facts.append("protective MBR with boot code (BIOS can boot it too)")
-        firmware = (["uefi", "bios"] if code else ["uefi"]) if esp is not None or not code \
-            else ["bios"]
+        if esp is not None:
+            firmware = ["uefi", "bios"] if code else ["uefi"]
+        else:  # no ESP: BIOS through the MBR's code if there is any, else nothing boots it
+            firmware = ["bios"] if code else ["uefi"]
     else:
         parts = _mbr_partitions(head)
         if not parts:

@@ -277,6 +277,18 @@ def test_containers_converted_from_a_gpt_disk_say_what_is_inside(tmp_path, work,
 
 
 @needs_qemu_img
+def test_fixed_vhd_is_vpc_by_its_footer(tmp_path, work):
+    raw = mbr_disk(tmp_path / "disk.raw", [(0x83, 2048, 4096, True)])
+    out = tmp_path / "fixed.vhd"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed",
+                    str(raw), str(out)], check=True)
+    found = detect(out, work)
+    assert (found.kind, found.fmt, found.firmware) == ("vpc", "vpc", ["bios"])
+    assert "a fixed VHD (its footer at the end)" in found.facts[0]
+    assert "inside: MBR disk: 1: Linux (active) 2 MiB" in found.facts
+
+
+@needs_qemu_img
 def test_a_broken_qcow2_is_a_detect_error(tmp_path, work):
     image = tmp_path / "broken.qcow2"
     image.write_bytes(b"QFI\xfb" + b"\xff" * 508)

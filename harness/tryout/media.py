@@ -44,12 +44,15 @@ def container(path: Path, src: Source, head: bytes, probe: bool) -> Detected | N
     fmt = next((f for m, f in CONTAINERS.items() if head.startswith(m)), None)
     if fmt is None and head[VDI_SIGNATURE[0]:VDI_SIGNATURE[0] + 4] == VDI_SIGNATURE[1]:
         fmt = "vdi"  # the text before it differs (Oracle's, QEMU's): the signature decides
+    fixed = fmt is None and src.size >= 1024 and src.read(src.size - 512, 8) == b"conectix"
+    if fixed:
+        fmt = "vpc"  # a fixed VHD: raw data and a footer; qemu-img probes it as raw
     if fmt is None:
         return None
     facts = [f"{fmt} disk image (by its magic)"]
     firmware, arch = ["bios", "uefi"], None
     if probe:
-        facts[0] = _qemu_img_info(path, fmt)
+        facts[0] = _qemu_img_info(path, fmt, fixed)
         inner = _container_head(path, fmt)
         if inner is not None:
             seen = _disk(path, Source(None, len(inner), inner), inner, probe=False)
@@ -59,11 +62,12 @@ def container(path: Path, src: Source, head: bytes, probe: bool) -> Detected | N
     return Detected(path, fmt, "disk", arch, firmware, fmt=fmt, facts=tuple(facts))
 
 
-def _qemu_img_info(path: Path, fmt: str) -> str:
+def _qemu_img_info(path: Path, fmt: str, fixed: bool = False) -> str:
     if not shutil.which("qemu-img"):
         return f"{fmt} disk image (by its magic; qemu-img is not installed to confirm it)"
+    named = ["-f", fmt] if fixed else []  # otherwise qemu-img's own probe must agree
     try:
-        run = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)],
+        run = subprocess.run(["qemu-img", "info", "-U", *named, "--output=json", str(path)],
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DetectError(f"{path}: qemu-img info failed ({exc})") from None
@@ -75,6 +79,8 @@ def _qemu_img_info(path: Path, fmt: str) -> str:
     if seen != fmt:
         raise DetectError(f"{path}: looks {fmt} by its magic but qemu-img says {seen}")
     said = f"{fmt} (qemu-img): virtual size {human(int(info.get('virtual-size', 0)))}"
+    if fixed:
+        said += ", a fixed VHD (its footer at the end)"
     if info.get("backing-filename"):
         said += f", an overlay on {info['backing-filename']}"
     return said

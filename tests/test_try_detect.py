@@ -383,6 +383,33 @@ def test_zip_with_several_images_takes_the_largest_and_says_so(tmp_path, work):
     assert "the largest of 2 bootable members" in found.facts[0]
 
 
+def test_nested_compression_keeps_only_the_final_copy(tmp_path, work):
+    inner = tmp_path / "kernel"
+    inner.write_bytes(gzip.compress(linux_image(b"RSC\x05")))
+    packed = tmp_path / ".zip"   # a name with nothing before its dot
+    with zipfile.ZipFile(packed, "w") as zf:
+        zf.write(inner, "boot/Image.gz")
+    found = detect(packed, work)
+    assert (found.kind, found.compression, found.arch) == ("riscv-image", "zip", "riscv64")
+    assert found.facts[0].startswith("zip-compressed (member boot/Image.gz (compressed, its only")
+    assert found.facts[1].startswith("gz-compressed (")
+    assert list(work.iterdir()) == [found.path] and found.path.name == "Image"
+
+
+def test_encrypted_zip_is_a_detect_error(tmp_path, work):
+    packed = tmp_path / "secret.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        zf.writestr("disk.img", b"x" * 100)
+    data = bytearray(packed.read_bytes())
+    for sig in (b"PK\x03\x04", b"PK\x01\x02"):  # set the 'encrypted' flag bit everywhere
+        at = data.find(sig)
+        flag = at + (6 if sig == b"PK\x03\x04" else 8)
+        data[flag] |= 1
+    packed.write_bytes(bytes(data))
+    with pytest.raises(DetectError, match=r"secret.zip: not a readable zip archive"):
+        detect(packed, work)
+
+
 def test_truncated_gzip_is_a_detect_error_and_leaves_nothing(tmp_path, work):
     whole = gzip.compress(os.urandom(200_000))
     broken = tmp_path / "broken.img.gz"

@@ -62,6 +62,8 @@ def _detect(path: Path, workdir: Path, depth: int) -> Detected:
     out, said = _unzip(path, workdir) if compression == "zip" else _decompress(
         path, compression, workdir)
     inner = _detect(out, workdir, depth - 1)
+    if inner.path != out:  # decompressed once more: this middle copy is not needed
+        out.unlink(missing_ok=True)
     facts = (f"{compression}-compressed ({said})", *inner.facts)
     return replace(inner, compression=compression, facts=facts)
 
@@ -78,8 +80,8 @@ def _compression(head: bytes) -> str | None:
 # --- decompression ---------------------------------------------------------------------------
 
 def _decompress(path: Path, kind: str, workdir: Path) -> tuple[Path, str]:
-    stem = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
-    out = workdir / (stem if stem != path.name else f"{path.name}.out")
+    stem = path.name.rsplit(".", 1)[0]
+    out = _fresh(workdir / (stem if stem and stem != path.name else f"{path.name}.out"), path)
     try:
         src = open_decompressed(path, kind)
     except (OSError, ArchiveError) as exc:
@@ -105,12 +107,17 @@ def _unzip(path: Path, workdir: Path) -> tuple[Path, str]:
             if info.file_size > LIMIT:
                 raise DetectError(f"{path}: member {info.filename} is {human(info.file_size)}, "
                                   f"more than the {human(LIMIT)} limit")
-            out = workdir / (Path(info.filename).name or "member")
+            out = _fresh(workdir / (Path(info.filename).name or "member"), path)
             size = _copy_bounded(zf.open(info), out, path, "zip")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error,
-            lzma.LZMAError, NotImplementedError) as exc:
+            lzma.LZMAError, NotImplementedError, RuntimeError) as exc:  # RuntimeError: encrypted
         raise DetectError(f"{path}: not a readable zip archive ({exc})") from None
     return out, f"member {info.filename} ({kind}, {why}), {human(size)}, into {out}"
+
+
+def _fresh(out: Path, source: Path) -> Path:
+    """`out`, unless that is the input itself (a zip in the workdir holding its own name)."""
+    return out.with_name(out.name + ".out") if out.resolve() == source.resolve() else out
 
 
 def _sniff(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:

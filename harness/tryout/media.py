@@ -310,6 +310,7 @@ def floppy(path: Path, src: Source, head: bytes, probe: bool) -> Detected | None
         oem, fs, vol = (text(head[a:b]) for a, b in ((3, 11), (0x36, 0x3E), (0x2B, 0x36)))
         if head[0x26] != 0x29:  # no extended BPB: no file system type or volume label
             fs = vol = ""
-        facts.append(f"FAT BPB: OEM {oem!r}" + (f", {fs}" if fs.startswith("FAT") else "")
+        facts.append(f"BIOS parameter block: OEM {oem!r}"
+                     + (f", {fs}" if fs.startswith("FAT") else "")
                      + (f", volume {vol!r}" if vol and vol != "NO NAME" else ""))
     return Detected(path, "floppy", "floppy", PC, ["bios"], facts=tuple(facts))

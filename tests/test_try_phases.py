@@ -294,3 +294,29 @@ def test_a_table_that_is_not_yaml_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         phases.load(bad)
     assert str(info.value).startswith(f"{bad}:")
+
+
+@pytest.mark.parametrize("lines,failure,verdict", [
+    # a zero-filled floppy under SeaBIOS
+    (["SeaBIOS (version 1.16.2)", "Booting from Floppy...", "Boot failed: not a bootable disk",
+      "", "No bootable device.  Retrying in 60 seconds."], "no-bootable-device", "fail"),
+    (["BdsDxe: failed to load Boot0001 \"UEFI QEMU DVD-ROM QM00003 \" from PciRoot(0x0): Not Found",
+      "BdsDxe: No bootable option or device was found."], "ovmf-no-boot-option", "fail"),
+    (["Welcome to GRUB!", "error: unknown filesystem.", "grub rescue> "], "grub-error", "fail"),
+    (["ISOLINUX 6.04 20200816 ETCD", "boot: ", "Could not find kernel image: linux"],
+     "syslinux-no-kernel", "fail"),
+    (["Missing operating system"], "mbr-error", "fail"),
+    (["Non-System disk or disk error", "Replace and strike any key when ready"],
+     "non-system-disk", "fail"),
+    (["iPXE initialising devices...ok", "No more network devices"], "ipxe-no-more-devices",
+     "fail"),
+    (["NetBSD 10.1 (GENERIC) #0", "panic: init died (signal 0, exit 12)"], "panic", "crash"),
+    (["(XEN) Xen version 4.17.7", "(XEN) Panic on CPU 0:"], "xen-panic", "crash"),
+])
+def test_boot_failures_name_their_verdict(lines, failure, verdict):
+    c = Classifier()
+    for i, line in enumerate(lines):
+        c.feed(line if i == len(lines) - 1 else line + "\r\n", "serial", float(i))
+    got = c.failure()
+    assert got is not None and (got.sign.name, got.sign.verdict) == (failure, verdict)
+    assert got.sign.kind == "failure"

@@ -27,6 +27,8 @@ VERDICTS = ("crash", "fail", "error")  # the verdicts text can prove (hang/timeo
 TEXT_MAX = 200  # characters of evidence kept per sighting
 TAIL_MAX = 4096  # an unfinished line longer than this (a full-screen TUI) is cut ...
 TAIL_KEEP = 1024  # ... to its last TAIL_KEEP characters once checked
+SPAN = 256  # the longest text one sign matches: an unfinished line is searched again from
+# this far before the new text only (a full-screen TUI never ends its line)
 _ROW_KEYS = ("name", "family", "phase", "kind", "pattern", "source", "label", "verdict",
              "answer", "source_of_truth")
 _ROW_REQUIRED = ("name", "family", "phase", "kind", "pattern", "label", "source_of_truth")
@@ -188,24 +190,29 @@ class Classifier:
         order they appear."""
         if source not in SOURCES:
             raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}")
-        parts = _LINE_END.split(self._tails.get(source, "") + text)
+        before = self._tails.get(source, "")
+        parts = _LINE_END.split(before + text)
         out: list[Seen] = []
         for line in parts[:-1]:
             out += self._check(line + "\n", source, at)
         tail = parts[-1]
-        out += self._check(tail, source, at)
+        # the same unfinished line as before: only text near the new part can match anew
+        start = max(0, len(before) - SPAN) if len(parts) == 1 else 0
+        out += self._check(tail, source, at, start)
         self._tails[source] = tail[-TAIL_KEEP:] if len(tail) > TAIL_MAX else tail
         self._seen += out
         return out
 
-    def _check(self, line: str, source: str, at: float) -> list[Seen]:
+    def _check(self, line: str, source: str, at: float, start: int = 0) -> list[Seen]:
+        """New sightings in `line`, searched from `start` (`^` still means the line's
+        start, and lookbehinds see what stands before)."""
         if not line.strip():
             return []
         found = []
         for i, sign in enumerate(self._signs):
             if i in self._done or sign.source not in ("any", source):
                 continue
-            m = sign.pattern.search(line)
+            m = sign.pattern.search(line, start)
             if m is not None:
                 self._done.add(i)
                 found.append((m.start(), Seen(sign, _excerpt(line, m), source, at)))

@@ -185,7 +185,8 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                         break
                 elif t - pending.at >= ANSWER_WAIT:
                     pending = None
-            elif now - watch.last_change >= quiet:
+            elif now - watch.last_change >= quiet or _unconfirmed(classifier, answers, graphics,
+                                                                  t, quiet):
                 reached = classifier.reached()
                 if (_settled(classifier, graphics) and answers and answers[-1].effect
                         and reached is not None and answers[-1].at >= reached.at):
@@ -216,6 +217,17 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
             screen.close()
     return _judge(classifier, watch.seen, verdict, end, answers, time.monotonic() - start,
                   graphics, went_graphics, shots)
+
+
+def _unconfirmed(classifier: Classifier, answers: list[Answer], graphics: bool, t: float,
+                 quiet: float) -> bool:
+    """A prompt or desktop reached `quiet` seconds ago and not yet asked whether it
+    answers: a desktop with a clock or an animation is never quiet, so it is asked
+    anyway."""
+    reached = classifier.reached()
+    return (reached is not None and _settled(classifier, graphics)
+            and t - reached.at >= quiet
+            and not any(a.at >= reached.at for a in answers))
 
 
 def _settled(classifier: Classifier, graphics: bool) -> bool:

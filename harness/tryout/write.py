@@ -1,8 +1,9 @@
 """The guest file `harness try --write` leaves behind: what one boot showed, as
 milestones a `harness run` of the same image reaches again.
 
-Each milestone is a line the classifier recognised, in the order it came, as
-a pattern: the text up to a distinctive length, regex characters escaped,
+Each milestone is a line the classifier recognised (on a screen, the words the
+sign matched: OCR reads the rest differently each time), in the order it came,
+as a pattern: the text up to a distinctive length, regex characters escaped,
 numbers that change between boots (versions, times, counters) generalised.
 The Enter the harness pressed becomes the `send:`/`keys:` of the line it
 answered; timeouts are the observed times with a margin.
@@ -37,6 +38,16 @@ def pattern_of(text: str, source: str) -> str:
     return out.replace(" ", " +")
 
 
+def _evidence(s: Seen) -> str:
+    """The text a milestone waits for: on a screen the words the sign itself matched
+    (OCR reads the rest of a line differently each time), on serial the line."""
+    if s.source == "screen":
+        found = s.sign.pattern.search(s.text)
+        if found and len(found.group(0).strip()) >= 6:
+            return found.group(0)
+    return s.text
+
+
 def _timeout(gap: float) -> int:
     return int(min(3600, math.ceil(gap * 3 + 30)))
 
@@ -55,7 +66,7 @@ def milestones(obs: Observation) -> list[dict[str, Any]]:
             name, n = f"{s.sign.name}-{n}", n + 1
         names.add(name)
         m: dict[str, Any] = {"name": name, "source": s.source,
-                             "pattern": pattern_of(s.text, s.source),
+                             "pattern": pattern_of(_evidence(s), s.source),
                              "timeout": _timeout(s.at - previous)}
         previous = s.at
         out.append(m)

@@ -1,0 +1,113 @@
+"""`harness try` on real images under tcg: it names the phase a person would, and the
+guest file it writes passes `harness run` (three times out of three where a boot takes
+seconds; once for the slow OpenBSD floppy, to keep CI short). Images that cannot boot
+get a clear verdict within the time limit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_guest
+
+from .conftest import GUESTS, ROOT
+
+pytestmark = pytest.mark.vm
+SHARED = ROOT.parent / "shared" / "images"
+
+
+def shared(rel: str) -> Path:
+    path = SHARED / rel
+    if not path.is_file():
+        pytest.skip(f"{path} is not here (../shared/images)")
+    return path
+
+
+def harness(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
+
+
+def try_image(tmp_path: Path, gid: str, *args: str, time: str = "120") -> tuple[
+        subprocess.CompletedProcess[str], Path]:
+    written = tmp_path / "guests" / f"{gid}.yaml"
+    proc = harness("try", *args, "--out", str(tmp_path / "try"), "--write", str(written),
+                   "--time", time)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc, written
+
+
+def runs_pass(tmp_path: Path, gid: str, times: int) -> None:
+    """`harness run` of the written guest file: pass, `times` times."""
+    for n in range(times):
+        out = tmp_path / f"run{n}"
+        proc = harness("run", "--guests", str(tmp_path / "guests"), "--only", f"{gid}/tcg/*",
+                       "--out", str(out))
+        run = next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
+        (cell,) = json.loads((run / "results.json").read_text())["cells"]
+        assert cell["verdict"] == "pass", (n, cell["reason"], proc.stdout[-2000:])
+
+
+def test_a_freedos_floppy_reaches_its_prompt(tmp_path):
+    proc, written = try_image(tmp_path, "fd722", shared("freedos/freedos722.img"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "floppy, boots as floppy" in proc.stdout
+    assert "tcg/bios: pass: DOS prompt (answers input)" in proc.stdout
+    g = load_guest(written)
+    assert g.level == "observed" and g.boot.kind == "floppy"
+    assert g.milestones[-1].keys == ("ret",)  # the Enter it answered the prompt with
+    runs_pass(tmp_path, "fd722", 3)
+
+
+def test_a_kernel_and_initrd_reach_their_shell(tmp_path, default_images):
+    proc, written = try_image(tmp_path, "busybox", "--kernel",
+                              str(default_images["kernel"].path), "--initrd",
+                              str(default_images["initrd"].path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bzimage, boots as kernel" in proc.stdout
+    assert "tcg/bios: pass: BusyBox shell" in proc.stdout
+    assert load_guest(written).boot.cmdline == "console=ttyS0"
+    runs_pass(tmp_path, "busybox", 3)
+
+
+def test_kolibrios_reaches_a_desktop_that_answers_the_mouse(tmp_path):
+    proc, _ = try_image(tmp_path, "kolibri", shared("kolibrios/kolibri.img"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tcg/bios: pass: KolibriOS desktop (answers input)" in proc.stdout
+    assert "moved the mouse" in proc.stdout
+    runs_pass(tmp_path, "kolibri", 3)
+
+
+def test_the_openbsd_floppy_reaches_its_installer_question(tmp_path):
+    proc, _ = try_image(tmp_path, "obsd28", shared("openbsd-2.8-floppy/openbsd.img"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pass: OpenBSD installer question" in proc.stdout
+    runs_pass(tmp_path, "obsd28", 1)
+
+
+def test_ipxe_with_no_network_card_has_no_boot_device(tmp_path, store):
+    images = store.resolve_guest(load_guest(GUESTS / "ipxe.yaml"))
+    kernel = next(img.path for img in images.values())
+    proc, _ = try_image(tmp_path, "ipxe", "--kernel", str(kernel), "--append", "", time="60")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "tcg/bios: fail: no more network devices" in proc.stdout.lower() or (
+        "fail:" in proc.stdout and "network" in proc.stdout.lower()), proc.stdout
+
+
+def test_images_that_cannot_boot_get_a_clear_verdict(tmp_path):
+    zero = tmp_path / "zero.img"
+    zero.write_bytes(bytes(1474560))
+    proc, _ = try_image(tmp_path, "zero", str(zero), time="60")
+    assert proc.returncode == 1 and "tcg/bios: fail: no bootable device" in proc.stdout, (
+        proc.stdout + proc.stderr)
+    noise = tmp_path / "noise.img"
+    noise.write_bytes(os.urandom(1 << 20))
+    proc = harness("try", str(noise), "--out", str(tmp_path / "n"))
+    assert proc.returncode == 2 and "not something a machine boots" in proc.stderr, (
+        proc.stdout + proc.stderr)
+    assert "Traceback" not in proc.stderr

@@ -111,3 +111,14 @@ def test_images_that_cannot_boot_get_a_clear_verdict(tmp_path):
     assert proc.returncode == 2 and "not something a machine boots" in proc.stderr, (
         proc.stdout + proc.stderr)
     assert "Traceback" not in proc.stderr
+
+
+def test_the_debian_installer_kernel_reaches_its_first_question(tmp_path, store):
+    """A userland banner ("Run /init") is not the end: the installer behind it loads
+    for half a minute, then asks."""
+    images = store.resolve_guest(load_guest(GUESTS / "debian-installer-12-amd64.yaml"))
+    proc, _ = try_image(tmp_path, "di", "--kernel", str(images["kernel"].path), "--initrd",
+                        str(images["initrd"].path), time="150")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tcg/bios: pass: Debian installer (answers input)" in proc.stdout
+    runs_pass(tmp_path, "di", 1)

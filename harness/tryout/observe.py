@@ -230,13 +230,20 @@ def _unconfirmed(classifier: Classifier, answers: list[Answer], graphics: bool, 
             and not any(a.at >= reached.at for a in answers))
 
 
+WAITS = ("shell", "prompt", "question")  # userland signs that wait for input
+
+
 def _settled(classifier: Classifier, graphics: bool) -> bool:
     """Whether the boot is as far as a boot goes: a shell, login, installer question
-    or desktop; or, on a screen in graphics mode, a still desktop."""
+    or desktop; or, on a screen in graphics mode, a still desktop. A userland banner
+    ("Run /init") is not: the installer behind it is still loading."""
     reached = classifier.reached()
-    if reached is not None and reached.sign.phase in ("userland", "desktop"):
+    if reached is None:
+        return False
+    if reached.sign.phase == "desktop" or (reached.sign.phase == "userland"
+                                           and reached.sign.kind in WAITS):
         return True
-    return graphics and reached is not None and reached.sign.phase == "kernel"
+    return graphics and reached.sign.phase == "kernel"
 
 
 def _answer(vm, screen, classifier: Classifier, last_source: str, graphics: bool,
@@ -284,7 +291,8 @@ def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
     else:
         label = "nothing recognised"
     if verdict in ("hang", "timeout") and confirmed and reached is not None and (
-            reached.sign.phase in ("userland", "desktop") or prompt_shape(reached.text)):
+            reached.sign.phase == "desktop" or reached.sign.kind in WAITS
+            or prompt_shape(reached.text)):
         verdict, end = "pass", f"it answered input ({end})"
     if verdict == "pass" and reached is None:
         verdict = "fail"  # it stopped or answered, but nothing says what it is

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from ..files import sha256_file
 from .archive import ArchiveError, NoMember, iter_member, iter_tree
 from .cache import Cache
-from .debindex import LIST_MAX_AGE, DebError, first_alternatives, parse_fields
+from .debindex import LIST_MAX_AGE, DebError, first_alternatives, lists_age, parse_fields
 
 MAX_DEPTH = 3  # how far to follow Depends of a meta-package
 
@@ -80,16 +79,12 @@ class AptArchive:
         stamp = self.state / "updated"
         return str(stamp.stat().st_mtime_ns) if stamp.exists() else ""
 
-    def _lists_age(self) -> float:
-        stamp = self.state / "updated"
-        return time.time() - stamp.stat().st_mtime if stamp.exists() else float("inf")
-
     def update(self, offline: bool = False) -> None:
         """Refresh the private package lists when they are missing or old."""
-        if offline or self._lists_age() < LIST_MAX_AGE:
+        if offline or lists_age(self.state) < LIST_MAX_AGE:
             return
         with self.cache.lock(f"apt-update-{self.arch}"):
-            if self._lists_age() < LIST_MAX_AGE:
+            if lists_age(self.state) < LIST_MAX_AGE:
                 return
             self.log(f"  updating Debian package lists for {self.arch}")
             proc = self._run("apt-get", "-q", "update")

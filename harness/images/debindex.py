@@ -4,10 +4,19 @@ error they raise, and how long package lists are trusted."""
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 LIST_MAX_AGE = 6 * 3600  # refresh package lists older than this (seconds)
 # A field at the start of a line, continued on indented lines.
 _FIELD = re.compile(r"^(?P<name>[A-Za-z0-9-]+):[ \t]*(?P<value>.*(?:\n[ \t].*)*)", re.M)
+
+
+def lists_age(state: Path) -> float:
+    """Seconds since a fetcher's lists were last brought up to date (its `updated`
+    stamp in `state`); infinite when they never were."""
+    stamp = state / "updated"
+    return time.time() - stamp.stat().st_mtime if stamp.exists() else float("inf")
 
 
 class DebError(Exception):

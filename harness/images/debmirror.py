@@ -19,14 +19,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..knowledge import DebianSources, debian_sources
 from .cache import Cache
-from .debindex import LIST_MAX_AGE, DebError, parse_fields
+from .debindex import LIST_MAX_AGE, DebError, lists_age, parse_fields
 from .download import Downloader, DownloadError
 
 # " <sha256> <size> <path>" lines of a Release file's SHA256 section
@@ -124,16 +123,12 @@ class MirrorArchive:
         stamp = self.state / "updated"
         return stamp.read_text().strip() if stamp.exists() else ""
 
-    def _age(self) -> float:
-        stamp = self.state / "updated"
-        return time.time() - stamp.stat().st_mtime if stamp.exists() else float("inf")
-
     def update(self, offline: bool = False) -> None:
         """Fetch and check every suite's InRelease and Packages.xz for this arch."""
-        if offline or self._age() < LIST_MAX_AGE:
+        if offline or lists_age(self.state) < LIST_MAX_AGE:
             return
         with self.cache.lock(f"debmirror-update-{self.arch}"):
-            if self._age() < LIST_MAX_AGE:
+            if lists_age(self.state) < LIST_MAX_AGE:
                 return
             keyring = self.keyring()
             trust = (f"InRelease checked by gpgv with {keyring}" if keyring else

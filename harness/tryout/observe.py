@@ -98,7 +98,6 @@ class _Watch:
         self.classifier = classifier
         self.last_change = start
         self.new_phase: list[Seen] = []
-        self.seen: list[Seen] = []
         self.best = -1
         self.last_source = ""
 
@@ -109,7 +108,6 @@ class _Watch:
         if text.strip():
             self.last_source = source
         for s in self.classifier.feed(text, source, now - self.start):
-            self.seen.append(s)
             rank = PHASES.index(s.sign.phase) if s.sign.phase in PHASES else -1
             if rank > self.best or s.sign.kind == "failure":
                 self.best = max(self.best, rank)
@@ -215,8 +213,8 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
             with contextlib.suppress(QMPError, OSError):
                 screen.save_final()
             screen.close()
-    return _judge(classifier, watch.seen, verdict, end, answers, time.monotonic() - start,
-                  graphics, went_graphics, shots)
+    return _judge(classifier, verdict, end, answers, time.monotonic() - start, graphics,
+                  went_graphics, shots)
 
 
 def _unconfirmed(classifier: Classifier, answers: list[Answer], graphics: bool, t: float,
@@ -270,8 +268,8 @@ def _answer(vm, screen, classifier: Classifier, last_source: str, graphics: bool
     return Answer(t, "screen", "\n", screen_last or "(quiet screen)")
 
 
-def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
-           answers: list[Answer], duration: float, graphics: bool, went_graphics: bool,
+def _judge(classifier: Classifier, verdict: str, end: str, answers: list[Answer],
+           duration: float, graphics: bool, went_graphics: bool,
            shots: list[str]) -> Observation:
     """One verdict word plus the phase reached, from what was seen: the only place
     `try` decides."""
@@ -296,5 +294,5 @@ def _judge(classifier: Classifier, seen: list[Seen], verdict: str, end: str,
         verdict, end = "pass", f"it answered input ({end})"
     if verdict == "pass" and reached is None:
         verdict = "fail"  # it stopped or answered, but nothing says what it is
-    return Observation(verdict, phase, label, end, list(seen), answers, interactive, duration,
-                       went_graphics, shots)
+    return Observation(verdict, phase, label, end, classifier.seen(), answers, interactive,
+                       duration, went_graphics, shots)

@@ -11,9 +11,19 @@ from harness.config import load_guest
 from harness.images.cache import Cache
 from harness.images.store import ImageStore
 
+from .httpd import Server
+
 ROOT = Path(__file__).resolve().parent.parent
 GUESTS = ROOT / "guests"
 TEST_GUESTS = Path(__file__).resolve().parent / "guests"
+
+
+@pytest.fixture
+def server():
+    """A real HTTP server on 127.0.0.1 whose misbehaviour the test scripts (httpd.py)."""
+    s = Server()
+    yield s
+    s.close()
 
 
 @pytest.fixture(scope="session")

@@ -26,17 +26,9 @@ from harness.images.store import ImageError, ImageStore
 from harness.model import ImageSpec
 
 from .conftest import write
-from .httpd import Server
 
 DATA = os.urandom(300_000)
 SHA = hashlib.sha256(DATA).hexdigest()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from harness.model import BootSpec, Guest, ImageSpec, Milestone, Timeouts
 from harness.plan import make_cell
 
 from .conftest import GUESTS, write
-from .httpd import Server
 
 KERNEL = os.urandom(200_000)
 INITRD = os.urandom(70_000)
@@ -69,13 +68,6 @@ def pycdlib_iso(files: dict[str, bytes], joliet: bool = False) -> bytes:
     iso.write_fp(out)
     iso.close()
     return out.getvalue()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
 
 
 @pytest.fixture

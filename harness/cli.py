@@ -342,6 +342,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="give up after this long per boot (default 180 s)")
     tr.add_argument("--quiet", type=_seconds, default=3.0, metavar="S",
                     help="silence before the harness presses Enter (default 3 s)")
+    tr.add_argument("--hang", type=_seconds, default=60.0, metavar="S",
+                    help="silence that is a hang once the Enters are spent (default 60 s, "
+                         "as a guest file's stall: an unknown system may think for long "
+                         "without a word)")
     tr.add_argument("--no-answer", action="store_true",
                     help="never press Enter: only watch")
     tr.add_argument("--memory", default="1024M", help="guest memory (default 1024M)")
@@ -718,7 +722,8 @@ def cmd_try(args: argparse.Namespace) -> int:
     out = _out_dir("--out", args.out) if args.out else None
     opts = TryOptions(args.image, backends, args.firmware, args.arch, args.kernel, args.initrd,
                       args.append, args.sha256, args.write, args.time, not args.no_answer,
-                      args.quiet, args.memory, out, args.offline)
+                      args.quiet, memory=args.memory, out=out, offline=args.offline,
+                      hang=args.hang)
     try:
         return run_try(opts)
     except TryError as exc:

@@ -57,6 +57,18 @@ def test_the_answer_goes_to_the_line_it_answered():
     assert ms[0]["timeout"] >= 30 and ms[1]["timeout"] >= 30
 
 
+@pytest.mark.parametrize("kind, line, want", [
+    ("shell", "g4u> g4u> g4u>", "g4u>"),  # Enters typed ahead of NetBSD g4u's prompt
+    ("shell", "g4u> ", "g4u>"),
+    ("prompt", "boot: boot:", "boot:"),
+    ("banner", "la la la", "la la la"),  # only a waiting line is a repeated prompt
+])
+def test_a_prompt_repeated_by_enters_typed_ahead_is_waited_for_once(kind, line, want):
+    s = Seen(Sign("s", "fam", "userland", kind, re.compile("x")), line, "serial", 1.0)
+    (m,) = milestones(Observation("pass", "userland", "s", "x", [s], []))
+    assert m["pattern"] == pattern_of(want, "serial")
+
+
 def test_where_backends_part():
     same = {"tcg": obs("seabios", "dos-prompt"), "kvm": obs("seabios", "dos-prompt")}
     assert _where_they_part(same) == "all backends showed the same phases"
@@ -88,3 +100,11 @@ def test_usage_errors(args, message):
     proc = harness("try", *args)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_long_status_line_is_waited_for_by_what_proved_the_phase():
+    line = "es 1 Threads SMP: Disabled | Time: 0:00:02 Status: Testing (    )  Pass 1"
+    s = Seen(Sign("memtest-testing", "memtest86+", "kernel", "running",
+                  re.compile("Status: Testing")), line, "serial", 1.0)
+    (m,) = milestones(Observation("pass", "kernel", "x", "x", [s], []))
+    assert m["pattern"] == "Status: +Testing"

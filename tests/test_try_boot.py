@@ -122,3 +122,47 @@ def test_the_debian_installer_kernel_reaches_its_first_question(tmp_path, store)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "tcg/bios: pass: Debian installer (answers input)" in proc.stdout
     runs_pass(tmp_path, "di", 1)
+
+
+def test_netbsd_g4u_reaches_its_shell_through_grub(tmp_path, store):
+    """A screen-only system whose kernel thinks for long without a word (MAKEDEV): the
+    Enters pressed into that silence are typed ahead of its prompt ("g4u> g4u> "), and
+    the written milestone still waits for one prompt."""
+    images = store.resolve_guest(load_guest(GUESTS / "netbsd-g4u-i386.yaml"))
+    proc, written = try_image(tmp_path, "g4u", str(images["iso"].path), time="150")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "iso, boots as cdrom" in proc.stdout
+    assert "tcg/bios: pass: g4u shell (answers input)" in proc.stdout
+    assert load_guest(written).milestones[-1].pattern.pattern == r"g\d+u>"
+    runs_pass(tmp_path, "g4u", 1)
+
+
+def test_the_grub_iso_boots_its_kernel_to_the_shell(tmp_path, store):
+    images = store.resolve_guest(load_guest(GUESTS / "grub-2.06-iso.yaml"))
+    proc, _ = try_image(tmp_path, "grubiso", str(images["iso"].path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bootloader GRUB" in proc.stdout and "kernel     Linux kernel" in proc.stdout
+    assert "tcg/bios: pass: BusyBox shell" in proc.stdout
+    runs_pass(tmp_path, "grubiso", 1)
+
+
+def test_memtest_runs_by_itself(tmp_path, store):
+    """A memory tester never asks and never goes quiet: testing is as far as it goes."""
+    images = store.resolve_guest(load_guest(GUESTS / "memtest86plus.yaml"))
+    proc, written = try_image(tmp_path, "mt", str(images["bin"].path), "--memory", "128M",
+                              time="90")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tcg/bios: pass: Memtest86+ testing" in proc.stdout and "it runs by itself" in (
+        proc.stdout)
+    assert load_guest(written).milestones[-1].pattern.pattern == "Status: +Testing"
+    runs_pass(tmp_path, "mt", 1)
+
+
+def test_a_truncated_iso_is_said_and_does_not_boot(tmp_path, store):
+    images = store.resolve_guest(load_guest(GUESTS / "netbsd-g4u-i386.yaml"))
+    cut = tmp_path / "cut.iso"
+    cut.write_bytes(images["iso"].path.read_bytes()[:6_000_000])
+    proc, _ = try_image(tmp_path, "cut", str(cut), time="60")
+    assert "truncated: the volume is 24.6 MiB but the file only 5.7 MiB" in proc.stdout
+    assert proc.returncode == 1 and "tcg/bios: fail: no bootable device" in proc.stdout, (
+        proc.stdout + proc.stderr)

@@ -39,12 +39,13 @@ class TryOptions:
     limit: float = 180.0
     answer: bool = True
     quiet: float = 3.0
+    hang: float = 60.0
     memory: str = "1024M"
     out: Path | None = None
     offline: bool = False
 
 
-def _follow(limit: float, answer: bool, quiet: float, log: Callable[[str], None]):
+def _follow(opts: TryOptions, log: Callable[[str], None]):
     """runner.boot's follow step for `try`: the VM watched by `observe`."""
     def follow(cell, launch, ctx, sockdir, started, transport):
         from ..backends.process import SpawnError
@@ -68,7 +69,8 @@ def _follow(limit: float, answer: bool, quiet: float, log: Callable[[str], None]
             return watcher
 
         try:
-            return observe(vm, launch, folder, screen, limit, answer, quiet, log)
+            return observe(vm, launch, folder, screen, opts.limit, opts.answer, opts.quiet,
+                           log, opts.hang)
         finally:
             vm.stop()
     return follow
@@ -135,7 +137,7 @@ def run_try(opts: TryOptions, log: Callable[[str], None] = print) -> int:
         started = time.monotonic()
         result = boot(cell, {k: v.path for k, v in tried.images.items()},
                       AttemptContext(folder),
-                      follow=_follow(opts.limit, opts.answer, opts.quiet, log))
+                      follow=_follow(opts, log))
         if isinstance(result, Attempt):
             log(f"{backend}/{firmware}: error: {result.error}")
             status = max(status, 1)

@@ -27,6 +27,10 @@ from .phases import PHASES, Classifier, Seen, prompt_shape
 QUIET = 3.0  # seconds of silence before asking whether something waits for input
 ANSWER_WAIT = 4.0  # seconds an answer has to show an effect
 MAX_ANSWERS = 4  # default answers (Enter) at most, per boot
+# silence that makes a hang once the answers are spent: an unknown system may think
+# for long (NetBSD 5.99's IDE probe is silent for 13 s under tcg here, 30 s when the
+# host is busy; MAKEDEV another 5-30 s); the catalog's own stall default is 60 s too
+HANG = 60.0
 TICK = 0.1
 # the screen watcher wants screenshots (and OCR) while a text pattern is due: one always is
 _ANY_TEXT = Milestone("screen-text", re.compile(r"(?!)"), source="screen")
@@ -96,7 +100,8 @@ class _Watch:
     def __init__(self, start: float, classifier: Classifier) -> None:
         self.start = start
         self.classifier = classifier
-        self.last_change = start
+        self.last_change = start  # output, or an answer given (the quiet before the next)
+        self.last_output = start  # output only: the silence a hang is measured by
         self.new_phase: list[Seen] = []
         self.best = -1
         self.last_source = ""
@@ -104,7 +109,7 @@ class _Watch:
     def text(self, text: str, source: str, now: float) -> None:
         if not text:
             return
-        self.last_change = now
+        self.last_change = self.last_output = now
         if text.strip():
             self.last_source = source
         for s in self.classifier.feed(text, source, now - self.start):
@@ -114,11 +119,12 @@ class _Watch:
                 self.new_phase.append(s)
 
     def changed(self, now: float) -> None:
-        self.last_change = now
+        self.last_change = self.last_output = now
 
 
 def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
-            answer: bool = True, quiet: float = QUIET, log=lambda line: None) -> Observation:
+            answer: bool = True, quiet: float = QUIET, log=lambda line: None,
+            hang: float = HANG) -> Observation:
     """Watch the running `vm` until it reaches an interactive prompt or a desktop,
     fails, stops, or `limit` seconds pass. `screen_factory(sink)` gives a connected
     ScreenWatcher (or None where the backend cannot show the screen)."""
@@ -174,6 +180,10 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                 end = f"{failure.sign.label or failure.sign.name}: {failure.text[:80]}"
                 verdict = failure.sign.verdict or "fail"
                 break
+            reached = classifier.reached()
+            if reached is not None and reached.sign.kind == "running":
+                end, verdict = "it runs by itself", "pass"
+                break
             if pending is not None:
                 if watch.last_change > start + pending.at + 0.05:
                     pending.effect = True
@@ -201,8 +211,8 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                     what = "moved the mouse" if pending.text == "mouse" else "pressed Enter"
                     log(f"  {t:6.1f} s  quiet for {quiet:g} s: {what} ({pending.source})")
                     watch.last_change = now
-                elif now - watch.last_change >= max(quiet * 3, 15.0):
-                    end, verdict = f"no output for {now - watch.last_change:.0f} s", "hang"
+                elif now - watch.last_output >= max(quiet * 3, hang):
+                    end, verdict = f"no output for {now - watch.last_output:.0f} s", "hang"
                     break
             if t >= limit:
                 end, verdict = f"time limit ({limit:g} s)", "timeout"

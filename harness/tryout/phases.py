@@ -20,7 +20,7 @@ from typing import Any
 from .. import knowledge, validate
 
 PHASES = ("firmware", "bootloader", "kernel", "userland", "desktop")  # how far, in order
-KINDS = ("banner", "menu", "question", "prompt", "failure", "shell")
+KINDS = ("banner", "menu", "question", "prompt", "failure", "shell", "running")
 SIGN_SOURCES = ("serial", "screen", "any")
 SOURCES = ("serial", "screen")
 VERDICTS = ("crash", "fail", "error")  # the verdicts text can prove (hang/timeout are time)

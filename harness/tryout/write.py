@@ -24,6 +24,9 @@ from .source import Tried
 ASKING = ("menu", "question", "prompt", "shell")  # signs that wait for an answer
 MAX_PATTERN = 48  # characters of a line kept in its pattern: distinctive, not brittle
 _SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
+# an Enter typed ahead of a prompt repeats it on its line ("g4u> g4u> "): a run that
+# presses no Enter early sees it once
+_REPEATED = re.compile(r"^(\S.*?)(?:\s*\1)+\s*$")
 
 
 def pattern_of(text: str, source: str) -> str:
@@ -39,9 +42,15 @@ def pattern_of(text: str, source: str) -> str:
 
 
 def _evidence(s: Seen) -> str:
-    """The text a milestone waits for: on a screen the words the sign itself matched
-    (OCR reads the rest of a line differently each time), on serial the line."""
-    if s.source == "screen":
+    """The text a milestone waits for: on a screen, or in a line too long to keep whole
+    (a status bar), the words the sign itself matched (OCR reads the rest of a line
+    differently each time; a cut line keeps its head, not what proved the phase); on
+    serial the line."""
+    if s.sign.kind in ASKING:
+        once = _REPEATED.match(s.text.strip())
+        if once:
+            return once.group(1)
+    if s.source == "screen" or len(" ".join(s.text.split())) > MAX_PATTERN:
         found = s.sign.pattern.search(s.text)
         if found and len(found.group(0).strip()) >= 6:
             return found.group(0)

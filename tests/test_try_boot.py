@@ -166,3 +166,19 @@ def test_a_truncated_iso_is_said_and_does_not_boot(tmp_path, store):
     assert "truncated: the volume is 24.6 MiB but the file only 5.7 MiB" in proc.stdout
     assert proc.returncode == 1 and "tcg/bios: fail: no bootable device" in proc.stdout, (
         proc.stdout + proc.stderr)
+
+
+def test_a_bare_efi_application_boots_under_uefi(tmp_path):
+    """Debian's monolithic GRUB (grub-efi-amd64-bin) as a bare EFI application: OVMF
+    starts it from QEMU's -kernel; it looks for its CD ("error: no such device", which
+    it goes on from) and gives its command line."""
+    app = Path("/usr/lib/grub/x86_64-efi/monolithic/grubx64.efi")
+    if not app.is_file():
+        pytest.skip(f"{app} is not here (Debian's grub-efi-amd64-bin)")
+    proc, written = try_image(tmp_path, "grubefi", str(app), "--hang", "15")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "efi, boots as efi, arch x86_64, firmware uefi" in proc.stdout
+    assert "bootloader GRUB error" in proc.stdout
+    assert "tcg/uefi: pass: GRUB command line (answers input)" in proc.stdout
+    assert list(load_guest(written).firmware) == ["uefi"]
+    runs_pass(tmp_path, "grubefi", 1)

@@ -79,3 +79,20 @@ def test_a_program_that_runs_by_itself_needs_no_prompt(tmp_path):
     o = watch(vm, tmp_path, quiet=0.3, hang=2.0)
     assert (o.verdict, o.label, o.end) == ("pass", "Memtest86+ testing", "it runs by itself")
     assert o.duration < 4  # no Enter waited for
+
+
+GRUB_ERROR = "Welcome to GRUB!\r\n\r\nerror: no such device: /.disk/info.\r\n"
+
+
+def test_an_error_the_loader_goes_on_from_is_not_the_end(tmp_path):
+    """Debian's monolithic grubx64.efi looks for its CD, says so, and gives its prompt."""
+    vm = ScriptedConsole([(0.1, GRUB_ERROR), (0.3, "grub> ")], prompt="grub> ")
+    o = watch(vm, tmp_path, quiet=0.3, hang=1.0)
+    assert (o.verdict, o.label) == ("pass", "GRUB command line"), o
+
+
+def test_an_error_with_nothing_after_it_is_the_verdict(tmp_path):
+    vm = ScriptedConsole([(0.1, GRUB_ERROR)])
+    o = watch(vm, tmp_path, quiet=0.3, hang=1.0, answer=False)
+    assert (o.verdict, o.label) == ("fail", "GRUB error"), o
+    assert "no such device" in o.end

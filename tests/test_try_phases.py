@@ -304,7 +304,7 @@ def test_a_table_that_is_not_yaml_is_a_config_error(tmp_path):
       "", "No bootable device.  Retrying in 60 seconds."], "no-bootable-device", "fail"),
     (["BdsDxe: failed to load Boot0001 \"UEFI QEMU DVD-ROM QM00003 \" from PciRoot(0x0): Not Found",
       "BdsDxe: No bootable option or device was found."], "ovmf-no-boot-option", "fail"),
-    (["Welcome to GRUB!", "error: unknown filesystem.", "grub rescue> "], "grub-error", "fail"),
+    (["Welcome to GRUB!", "error: unknown filesystem.", "grub rescue> "], "grub-rescue", "fail"),
     (["ISOLINUX 6.04 20200816 ETCD", "boot: ", "Could not find kernel image: linux"],
      "syslinux-no-kernel", "fail"),
     (["Missing operating system"], "mbr-error", "fail"),

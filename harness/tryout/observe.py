@@ -22,7 +22,7 @@ from ..console.clean import Cleaner
 from ..console.screen import is_text_mode
 from ..console.transcript import Transcript
 from ..model import Milestone
-from .phases import PHASES, Classifier, Seen, prompt_shape
+from .phases import FAILING, PHASES, Classifier, Seen, prompt_shape
 
 QUIET = 3.0  # seconds of silence before asking whether something waits for input
 ANSWER_WAIT = 4.0  # seconds an answer has to show an effect
@@ -114,7 +114,7 @@ class _Watch:
             self.last_source = source
         for s in self.classifier.feed(text, source, now - self.start):
             rank = PHASES.index(s.sign.phase) if s.sign.phase in PHASES else -1
-            if rank > self.best or s.sign.kind == "failure":
+            if rank > self.best or s.sign.kind in FAILING:
                 self.best = max(self.best, rank)
                 self.new_phase.append(s)
 
@@ -294,6 +294,10 @@ def _judge(classifier: Classifier, verdict: str, end: str, answers: list[Answer]
     elif reached is not None and graphics and reached.sign.phase == "kernel" and any(
             a.effect and a.text == "mouse" for a in answers):
         phase, label = "desktop", "a graphical desktop (it answers the mouse)"
+    elif reached is not None and reached.sign.kind == "error" and verdict != "pass":
+        # an error it went on from, but nothing came after it: that is where it stopped
+        label, verdict = reached.sign.label or reached.sign.name, reached.sign.verdict or "fail"
+        end = f"{end}; last: {reached.text[:80]}"
     elif reached is not None:
         label = reached.sign.label or reached.sign.name
     else:

@@ -20,7 +20,8 @@ from typing import Any
 from .. import knowledge, validate
 
 PHASES = ("firmware", "bootloader", "kernel", "userland", "desktop")  # how far, in order
-KINDS = ("banner", "menu", "question", "prompt", "failure", "shell", "running")
+KINDS = ("banner", "menu", "question", "prompt", "failure", "error", "shell", "running")
+FAILING = ("failure", "error")  # the kinds that carry a verdict
 SIGN_SOURCES = ("serial", "screen", "any")
 SOURCES = ("serial", "screen")
 VERDICTS = ("crash", "fail", "error")  # the verdicts text can prove (hang/timeout are time)
@@ -46,7 +47,7 @@ class Sign:
     pattern: re.Pattern[str]
     source: str = "any"
     label: str = ""
-    verdict: str | None = None  # failure kinds: the verdict word it means
+    verdict: str | None = None  # failure and error kinds: the verdict word it means
     answer: str | None = None  # menu/question kinds: the default answer
 
 
@@ -117,11 +118,12 @@ def _row(m: validate._Map) -> Sign | None:
         "answer": m.get("answer", validate._str),
     }
     m.get("source_of_truth", validate._str)
-    if kind == "failure" and "verdict" not in m.data:
-        m.c.issue(m.line, m.path("verdict"), "a failure row says which verdict it means "
+    if kind in FAILING and "verdict" not in m.data:
+        m.c.issue(m.line, m.path("verdict"), f"a {kind} row says which verdict it means "
                   f"({', '.join(VERDICTS)})")
-    if kind is not None and kind != "failure" and "verdict" in m.data:
-        m.c.issue(m.line_of("verdict"), m.path("verdict"), "only failure rows have a verdict")
+    if kind is not None and kind not in FAILING and "verdict" in m.data:
+        m.c.issue(m.line_of("verdict"), m.path("verdict"),
+                  "only failure and error rows have a verdict")
     if kind is not None and kind not in ("menu", "question") and "answer" in m.data:
         m.c.issue(m.line_of("answer"), m.path("answer"),
                   "only menu and question rows have an answer")

@@ -107,8 +107,9 @@ def prepare(image: str | None, store: ImageStore, workdir: Path, *, sha256: str 
     elif found.boot in BOOT_KIND:
         boot = {BOOT_KIND[found.boot]: "image"}
     elif found.boot == "efi":
-        raise TryError(f"{sources[main]}: an EFI application ({'; '.join(found.facts)}); "
-                       "booting one from a FAT disk is not built yet")
+        # UEFI firmware starts any EFI application given to QEMU's -kernel (OVMF loads
+        # it with LoadImage before it tries the Linux protocol): no FAT disk needed
+        boot = {"kernel": "image", **({"cmdline": append} if append else {})}
     else:
         raise TryError(f"{sources[main]}: not something a machine boots "
                        f"({'; '.join(found.facts) or found.kind})")

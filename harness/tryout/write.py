@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from .observe import Observation
-from .phases import Seen, prompt_shape
+from .phases import FAILING, Seen, prompt_shape
 from .source import Tried
 
 ASKING = ("menu", "question", "prompt", "shell")  # signs that wait for an answer
@@ -63,7 +63,7 @@ def _timeout(gap: float) -> int:
 
 def milestones(obs: Observation) -> list[dict[str, Any]]:
     """The observed evidence as milestones, answers attached to what they answered."""
-    chosen: list[Seen] = [s for s in obs.seen if s.sign.kind != "failure"]
+    chosen: list[Seen] = [s for s in obs.seen if s.sign.kind not in FAILING]
     out: list[dict[str, Any]] = []
     names: set[str] = set()
     previous = 0.0

@@ -96,3 +96,12 @@ def test_an_error_with_nothing_after_it_is_the_verdict(tmp_path):
     o = watch(vm, tmp_path, quiet=0.3, hang=1.0, answer=False)
     assert (o.verdict, o.label) == ("fail", "GRUB error"), o
     assert "no such device" in o.end
+
+
+def test_a_shell_on_the_console_is_confirmed_after_a_short_silence(tmp_path):
+    """A userland shell waits by what it is: its Enter comes after WAITING_QUIET, not after
+    the full quiet period a boot that may still go on gets (FreeDOS boots in 1.5 s)."""
+    vm = ScriptedConsole([(0.1, "FreeCom version 0.82 pl 3\r\n/ # ")], prompt="/ # ")
+    o = watch(vm, tmp_path, quiet=3.0, hang=5.0)
+    assert (o.verdict, o.label) == ("pass", "shell prompt"), o
+    assert vm.enters and vm.enters[0] < 2.5, vm.enters

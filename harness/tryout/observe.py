@@ -25,6 +25,9 @@ from ..model import Milestone
 from .phases import FAILING, PHASES, Classifier, Seen, prompt_shape
 
 QUIET = 3.0  # seconds of silence before asking whether something waits for input
+# ... once a shell, login or question of a userland is on the console: it is known to
+# wait, so the Enter only confirms it (a 1.5 s DOS boot is not kept waiting 3 s more)
+WAITING_QUIET = 1.0
 ANSWER_WAIT = 4.0  # seconds an answer has to show an effect
 MAX_ANSWERS = 4  # default answers (Enter) at most, per boot
 # silence that makes a hang once the answers are spent: an unknown system may think
@@ -193,8 +196,8 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                         break
                 elif t - pending.at >= ANSWER_WAIT:
                     pending = None
-            elif now - watch.last_change >= quiet or _unconfirmed(classifier, answers, graphics,
-                                                                  t, quiet):
+            elif now - watch.last_change >= (wait := _quiet(classifier, graphics, quiet)) or (
+                    _unconfirmed(classifier, answers, graphics, t, wait)):
                 reached = classifier.reached()
                 if (_settled(classifier, graphics) and answers and answers[-1].effect
                         and reached is not None and answers[-1].at >= reached.at):
@@ -209,7 +212,7 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                     transcript.note(t, f"answered {pending.text!r} ({pending.source}) to "
                                        f"{pending.to[:60]!r}")
                     what = "moved the mouse" if pending.text == "mouse" else "pressed Enter"
-                    log(f"  {t:6.1f} s  quiet for {quiet:g} s: {what} ({pending.source})")
+                    log(f"  {t:6.1f} s  quiet for {wait:g} s: {what} ({pending.source})")
                     watch.last_change = now
                 elif now - watch.last_output >= max(quiet * 3, hang):
                     end, verdict = f"no output for {now - watch.last_output:.0f} s", "hang"
@@ -225,6 +228,16 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
             screen.close()
     return _judge(classifier, verdict, end, answers, time.monotonic() - start, graphics,
                   went_graphics, shots)
+
+
+def _quiet(classifier: Classifier, graphics: bool, quiet: float) -> float:
+    """The silence to wait before the next answer: shorter at a userland's shell, login
+    or question, which waits by what it is."""
+    reached = classifier.reached()
+    if (reached is not None and reached.sign.kind in WAITS and not graphics
+            and _settled(classifier, graphics)):
+        return min(quiet, WAITING_QUIET)
+    return quiet
 
 
 def _unconfirmed(classifier: Classifier, answers: list[Answer], graphics: bool, t: float,

@@ -21,9 +21,12 @@ demo: venv
 	@if [ -d $(SHARED_IMAGES) ]; then $(BIN)/harness cache import $(SHARED_IMAGES); fi
 	$(BIN)/harness run --tag local
 
+# the tests that boot no VM share the two cores (pytest-xdist); the VM tests run one at
+# a time, as their guests' timing under tcg wants a core each
 test: venv
 	$(BIN)/ruff check harness tests benchmarks
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs -m "not vm" -n 2
+	$(BIN)/pytest -q -rs -m vm --durations=15
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

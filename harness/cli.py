@@ -265,6 +265,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="compare with this run instead of each cell's previous run")
     rep.add_argument("--history", type=_count(1, 1000), default=10, metavar="N",
                      help="runs shown per cell on the history page (default 10)")
+    rep.add_argument("--format", choices=("markdown", "html", "text"),
+                     help="also print each run's porters' table (per guest, how far it got on "
+                          "each backend, in words) to standard output in this format; the "
+                          "other messages go to standard error")
 
     mg = sub.add_parser("merge", help="combine shard runs into one run folder",
                         description="Combine the run folders of `harness run --shard K/N` (or "
@@ -853,12 +857,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--baseline: {exc}") from None
     except (OSError, ValueError, sqlite3.Error) as exc:
         raise UsageError(str(exc)) from None
+    say = sys.stderr if args.format else sys.stdout
     for run_id, c in built.comparisons.items():
         print(f"{run_id}: {len(c.regressions)} regressions, {len(c.fixes)} fixes, "
-              f"{len(c.new)} new cells")
+              f"{len(c.new)} new cells", file=say)
         for ch in c.regressions:
-            print(f"  REGRESSION {ch.cell_id}: {ch.before} -> {ch.after} (vs {ch.baseline_run})")
-    print(f"{len(built.pages)} pages written; open {args.runs[-1] / 'index.html'}")
+            print(f"  REGRESSION {ch.cell_id}: {ch.before} -> {ch.after} (vs {ch.baseline_run})",
+                  file=say)
+    print(f"{len(built.pages)} pages written; open {args.runs[-1] / 'index.html'}", file=say)
+    if args.format:
+        from .results import table
+
+        print("\n".join(table.render(t, args.format) for t in built.tables.values()), end="")
     return 0
 
 

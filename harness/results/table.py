@@ -66,7 +66,7 @@ def seconds(t: float) -> str:
     return f"{t:.1f} s" if t < 10 else f"{t:.0f} s"
 
 
-def _cut(text: str | None, n: int = REASON_CHARS) -> str:
+def cut(text: str | None, n: int = REASON_CHARS) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     return line if len(line) <= n else line[:n - 1].rstrip() + "…"
 
@@ -87,7 +87,7 @@ def describe(cell: dict[str, Any], fastest: float | None = None) -> Said:
     values = {"last": last[0] if last else "",
               "first": milestones[0]["name"] if milestones else "the first milestone",
               "failure": (cell.get("failure") or {}).get("name") or "unknown",
-              "reason": _cut(cell.get("reason"))}
+              "reason": cut(cell.get("reason"))}
     entry = phrases.get(base, phrases["fail"])["reached" if last else "none"]
     words, short = (entry["long"].format(**values), entry["short"].format(**values))
     time = ratio = ""
@@ -99,7 +99,7 @@ def describe(cell: dict[str, Any], fastest: float | None = None) -> Said:
     mark, link = "", None
     exp = cell.get("expect")
     if verdict in ("xfail", "xpass"):
-        mark = phrases[verdict]["long"].format(reason=_cut((exp or {}).get("reason"), 40))
+        mark = phrases[verdict]["long"].format(reason=cut((exp or {}).get("reason"), 40))
         short += f" ({phrases[verdict]['short']})"
         link = (exp or {}).get("link")
     return Said(verdict, words, short, tuple(cell.get("quirks") or ()), time, ratio, mark,
@@ -145,7 +145,7 @@ def unavailable(cells: Sequence[dict[str, Any]], host_os: str | None = None) -> 
             out[b] = "runs on " + ", ".join(b_info.host_os)
         else:
             why = counter.most_common(1)[0][0]
-            out[b] = _cut(why.removeprefix(f"{b} ").removeprefix("missing: "), 60)
+            out[b] = cut(why.removeprefix(f"{b} ").removeprefix("missing: "), 60)
     return out
 
 
@@ -174,7 +174,7 @@ def build(results: dict[str, Any], comparison: Comparison | None = None) -> Tabl
     for col in sorted({(c["backend"], c["firmware"]) for c in kept} - ran_cols):
         whys = Counter(c.get("reason") or "not run" for c in kept
                        if (c["backend"], c["firmware"]) == col)
-        not_run.append((f"{col[0]} {col[1]}", _cut(whys.most_common(1)[0][0], 60)))
+        not_run.append((f"{col[0]} {col[1]}", cut(whys.most_common(1)[0][0], 60)))
     said = said_of(kept)
     rows = []
     for gid in sorted({c["guest"] for c in kept}, key=lambda g: guest_label(g, guests.get(g, {}))):

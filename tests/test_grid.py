@@ -54,7 +54,7 @@ def default_run(run_id: str = "20261129T230000Z-0002", regress: bool = False) ->
                     reason = MISSING[b]
                 elif b == "kvm":
                     reason = KVM
-                elif b == "xen" and ran >= 27 or b == "bochs" and (fw == "uefi" or ran >= 25):
+                elif (b == "xen" and ran >= 27) or (b == "bochs" and (fw == "uefi" or ran >= 25)):
                     reason = f"{b} has no image of this guest it can boot"
                 elif ran < 28 and b in ("tcg", "bochs", "xen") and g["arch"] in ("x86_64", "i386"):
                     ran += 1

@@ -98,8 +98,8 @@ def test_the_default_shaped_run():
     assert page.count("class=tag>noapic</span>") >= 5
 
 
-@pytest.fixture(scope="module")
-def browser():
+def chromium():
+    """Headless Chromium at 1280x800 (a generator, for each module's fixture)."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -114,6 +114,11 @@ def browser():
     b = webdriver.Chrome(service=Service(driver), options=opts)
     yield b
     b.quit()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium()
 
 
 def _shoot(browser, tmp_path: Path, name: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import safe_name
-from . import grid, table
+from . import console_view, grid, table
 from .history import Comparison, History
 
 VERDICTS = ("pass", "xfail", "xpass", "crash", "hang", "timeout", "fail", "error", "skip")
@@ -173,23 +173,28 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
         out.append("<h2>Screenshots</h2>" + "".join(
             f"<a href='{esc(n)}'><img src='{esc(n)}' width=360 alt='{esc(n)}'></a> "
             for n in shots))
-    out.append("<h2>Reproduce</h2><pre>" + esc(
-        f"sh {folder / 'repro.sh'}\nharness repro {cell['id']} --from {run_dir}") + "</pre>")
-    out.append(_file_block("Console", folder / "console.log", "console", tail=CONSOLE_LINES))
-    out.append(_file_block("VMM stderr", folder / "vmm.stderr", "stderr", tail=200))
+    out.append("<h2>Reproduce</h2><p class=muted>from the run folder (where index.html is)</p>"
+               "<pre id=repro>" + esc(
+                   f"sh {Path(cell_page_path(cell)).parent / 'repro.sh'}\n"
+                   f"harness repro {cell['id']} --from results.json") + "</pre>")
+    out.append(console_view.block(folder / "console.log", CONSOLE_LINES))
+    rid = results["run_id"]
+    out.append(_file_block("VMM stderr", folder / "vmm.stderr", "stderr", 200, rid))
     out.append(_file_block("VMM commands (setup and teardown)", folder / "vmm.commands.log",
-                           "vmm-commands", tail=200))
+                           "vmm-commands", 200, rid))
     out.append("<h2>Images</h2><table><tr><th>image</th><th>sha256</th><th>source</th></tr>"
                + "".join(
         f"<tr><td>{esc(n)}</td><td><code>{esc(i.get('sha256'))}</code></td>"
         f"<td>{esc(i.get('source'))}</td></tr>" for n, i in (cell.get("images") or {}).items())
         + "</table>")
-    out.append("<h2>Command</h2><pre>" + esc(" ".join(cell.get("command") or [])) + "</pre>")
+    out.append("<h2>Command</h2><p class=muted>paths in the run folder are relative to it</p>"
+               "<pre>" + esc(console_view.relative(" ".join(cell.get("command") or []), rid))
+               + "</pre>")
     out.append("<h2>Host</h2><pre>" + esc(json.dumps(results.get("host"), indent=1)) + "</pre>")
     return page(cell["id"], "".join(out), charts=charts)
 
 
-def _file_block(title: str, path: Path, ident: str, tail: int) -> str:
+def _file_block(title: str, path: Path, ident: str, tail: int, run_id: str = "") -> str:
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -198,7 +203,9 @@ def _file_block(title: str, path: Path, ident: str, tail: int) -> str:
     note = (f"<p class=muted>the first {cut} lines are only in <a href='{esc(path.name)}'>"
             f"{esc(path.name)}</a></p>" if cut > 0 else "")
     return (f"<h2>{esc(title)} <a href='{esc(path.name)}' class=muted>(file)</a></h2>{note}"
-            f"<pre id='{esc(ident)}'>" + clean("\n".join(lines[-tail:])) + "</pre>")
+            f"<pre id='{esc(ident)}'>" + clean(console_view.relative("\n".join(lines[-tail:]),
+                                                                     run_id) if run_id else
+                                               "\n".join(lines[-tail:])) + "</pre>")
 
 
 TIMELINE_JS = """

@@ -514,6 +514,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     if hasattr(signal, "SIGHUP"):  # POSIX only: Windows has no hang-up signal
         signal.signal(signal.SIGHUP, _terminate)
+    from .results.history import file_digest
+
     progress = Progress(live=False) if args.interactive else Progress()
     options = RunOptions(
         out=out, cache=Cache(verify=args.verify_cache), jobs=args.jobs or matrix.jobs,
@@ -523,7 +525,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cluster=args.cluster,
         meta={"matrix": str(args.matrix), "argv": sys.argv[1:], "guests": {
             c.guest.id: {"name": c.guest.name, "os": c.guest.os, "arch": c.guest.arch,
-                         "version": c.guest.version} for c in cells}},
+                         "version": c.guest.version, "digest": file_digest(c.guest.source)}
+            for c in cells}},
     )
     outcome = Scheduler(options, progress).run(cells)
     print(summary_table(outcome.results, colour=sys.stdout.isatty()))

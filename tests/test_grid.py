@@ -175,6 +175,14 @@ def test_the_default_run_page_at_1280_needs_no_horizontal_scroll(browser, tmp_pa
             int(r.get_attribute("data-worst")))
     assert all(w == sorted(w, reverse=True) for w in families.values())  # worst first
     assert any(len(set(w)) > 1 for w in families.values())  # and that moved rows
+    browser.get((reports / "history.html").as_uri())
+    since = browser.find_element(By.ID, "since")
+    assert "20261129T230000Z-0002" in since.text and since.find_elements(By.TAG_NAME, "svg")
+    before, after = browser.find_elements(By.CSS_SELECTOR, "#regressions a")
+    assert before.get_attribute("href").endswith("/20261128T230000Z-0001/cells/alpine-3.22-"
+                                                 "x86_64/tcg-bios/cell.html")
+    assert after.text == "crash"
+    _shoot(browser, tmp_path, "history-since.png")
     h = History(reports / "history.sqlite")
     try:
         assert len(h.runs()) == 2

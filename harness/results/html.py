@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import safe_name
-from . import console_view, grid, table
+from . import console_view, grid, since, table
 from .history import Comparison, History
 
 VERDICTS = ("pass", "xfail", "xpass", "crash", "hang", "timeout", "fail", "error", "skip")
@@ -115,7 +115,7 @@ def run_page(results: dict[str, Any], comparison: Comparison | None = None) -> s
     hrefs = {(c["guest"], (c["backend"], c["firmware"])): cell_page_path(c) for c in cells}
     out.append("<h2>How far each guest got</h2>" + table.html_fragment(porters, hrefs))
     if comparison is not None:
-        out.append(_changes(comparison))
+        out.append(since.changes(comparison, lambda run: run, "../"))
     regressions = {c.cell_id for c in comparison.regressions} if comparison else set()
     out.append("<h2>All cells</h2>" + grid.grid(results, cell_page_path, regressions))
     return page(f"run {results['run_id']}", "".join(out))
@@ -125,16 +125,6 @@ def _host_line(h: dict[str, Any]) -> str:
     return (f"{h.get('hostname', '?')}: {h.get('os', '?')} {h.get('kernel', '')} "
             f"{h.get('arch', '')}, {h.get('cpu', '')}, QEMU {h.get('qemu', '?')}, "
             f"guest-harness {h.get('harness', '?')}")
-
-
-def _changes(comp: Comparison) -> str:
-    def items(changes: Sequence[Any]) -> str:
-        return "".join(f"<li>{esc(c.cell_id)}: {esc(c.before)} → {esc(c.after)} "
-                       f"<span class=muted>(vs {esc(c.baseline_run)})</span></li>" for c in changes)
-    return (f"<div id=changes><b>Since the previous run:</b> {len(comp.regressions)} "
-            f"regressions, {len(comp.fixes)} fixes, {len(comp.new)} new cells"
-            f"<ul id=regressions>{items(comp.regressions)}</ul>"
-            f"<ul id=fixes>{items(comp.fixes)}</ul></div>")
 
 
 # --- a cell's page --------------------------------------------------------------------
@@ -248,12 +238,15 @@ def history_page(h: History, comparison: Comparison | None, last: int = 10) -> s
     runs = h.runs()
     out = [f"<h1>History</h1><p class=muted>{len(runs)} runs recorded; the last {last} shown</p>"]
     if comparison is not None:
-        out.append(f"<p>Run {esc(comparison.run_id)}:</p>" + _changes(comparison))
+        out.append(f"<p>Run {esc(comparison.run_id)}:</p>" + since.changes(comparison, h.folder))
     flaky = h.flaky(last)
     out.append("<h2>Flaky cells</h2><p class=muted>verdict changed while the images and the "
                "harness stayed the same</p><ul id=flaky>" + "".join(
                    f"<li>{esc(c)}: {esc(' → '.join(v))}</li>" for c, v in sorted(flaky.items()))
                + "</ul>")
+    newest = comparison.run_id if comparison is not None else (runs[-1][0] if runs else None)
+    if newest is not None:
+        out.append(since.section(h, newest, last))
     out.append("<h2>Last runs per cell</h2><table id=strips><tr><th>cell</th><th>oldest → newest"
                "</th></tr>")
     for cell_id, strip in sorted(h.strips(last).items()):

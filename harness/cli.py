@@ -265,6 +265,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="compare with this run instead of each cell's previous run")
     rep.add_argument("--history", type=_count(1, 1000), default=10, metavar="N",
                      help="runs shown per cell on the history page (default 10)")
+    rep.add_argument("--format", choices=("markdown", "html", "text"),
+                     help="also print each run's porters' table (per guest, how far it got on "
+                          "each backend, in words) to standard output in this format; the "
+                          "other messages go to standard error")
 
     mg = sub.add_parser("merge", help="combine shard runs into one run folder",
                         description="Combine the run folders of `harness run --shard K/N` (or "
@@ -514,6 +518,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     if hasattr(signal, "SIGHUP"):  # POSIX only: Windows has no hang-up signal
         signal.signal(signal.SIGHUP, _terminate)
+    from .results.history import file_digest
+
     progress = Progress(live=False) if args.interactive else Progress()
     options = RunOptions(
         out=out, cache=Cache(verify=args.verify_cache), jobs=args.jobs or matrix.jobs,
@@ -523,7 +529,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cluster=args.cluster,
         meta={"matrix": str(args.matrix), "argv": sys.argv[1:], "guests": {
             c.guest.id: {"name": c.guest.name, "os": c.guest.os, "arch": c.guest.arch,
-                         "version": c.guest.version} for c in cells}},
+                         "version": c.guest.version, "digest": file_digest(c.guest.source)}
+            for c in cells}},
     )
     outcome = Scheduler(options, progress).run(cells)
     print(summary_table(outcome.results, colour=sys.stdout.isatty()))
@@ -858,12 +865,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--baseline: {exc}") from None
     except (OSError, ValueError, sqlite3.Error) as exc:
         raise UsageError(str(exc)) from None
+    say = sys.stderr if args.format else sys.stdout
     for run_id, c in built.comparisons.items():
         print(f"{run_id}: {len(c.regressions)} regressions, {len(c.fixes)} fixes, "
-              f"{len(c.new)} new cells")
+              f"{len(c.new)} new cells", file=say)
         for ch in c.regressions:
-            print(f"  REGRESSION {ch.cell_id}: {ch.before} -> {ch.after} (vs {ch.baseline_run})")
-    print(f"{len(built.pages)} pages written; open {args.runs[-1] / 'index.html'}")
+            print(f"  REGRESSION {ch.cell_id}: {ch.before} -> {ch.after} (vs {ch.baseline_run})",
+                  file=say)
+    print(f"{len(built.pages)} pages written; open {args.runs[-1] / 'index.html'}", file=say)
+    if args.format:
+        from .results import table
+
+        print("\n".join(table.render(t, args.format) for t in built.tables.values()), end="")
     return 0
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import registry
-from .backends.probe import HostFacts, Probe
+from .backends.probe import HostFacts, Probe, foreign_arch
 from .console.matcher import Event
 from .files import os_problem, sha256_file
 from .images.store import ResolvedImage, unobtained
@@ -59,6 +59,11 @@ def preflight(cell: Cell, probe: Probe, host: HostFacts) -> str | None:
     """Why `cell` cannot run on this host, before any image is fetched, or None."""
     if cell.skip_reason:
         return cell.skip_reason
+    # A same-architecture-only accelerator (backends.yaml `hardware`) cannot run a foreign
+    # guest whatever its probe or canary says: that is the cell's reason, not theirs.
+    wrong_arch = foreign_arch(registry.get(cell.backend).info, cell.guest.arch, host)
+    if wrong_arch:
+        return wrong_arch
     if not probe.usable:
         return f"{cell.backend} {probe.status}: {probe.reason}"
     return (registry.runs_arch(cell.backend, cell.guest.arch, host)

@@ -179,6 +179,12 @@ def quirk_library(*own: dict[str, Quirk]) -> dict[str, Quirk]:
 
 
 @functools.cache
+def phrases() -> dict[str, Any]:
+    """How far a cell got, in words, per verdict (data/phrases.yaml)."""
+    return dict(_table("phrases.yaml"))
+
+
+@functools.cache
 def builtin_signatures() -> dict[str, tuple[FailureSignature, ...]]:
     return {family: _signatures(items) for family, items in _table("signatures.yaml").items()}
 

@@ -81,3 +81,21 @@ def test_a_quirk_a_backend_cannot_apply_is_a_load_time_error(tmp_path):
                      str(err.value)), str(err.value)
     ok = write(tmp_path / "ok" / "grub-2.06-iso.yaml", text + "quirks:\n  xen: [noapic]\n")
     assert load_guest(ok).quirks == {"xen": ["noapic"]}  # xl puts `append` on the cmdline
+
+
+def test_a_foreign_guest_on_a_same_arch_accelerator_is_skipped_for_its_arch():
+    """Not with the canary's reason: no working KVM would run an arm64 guest on x86_64."""
+    from harness.backends.probe import UNUSABLE, HostFacts, Probe
+
+    host = HostFacts(os="Linux", arch="x86_64", kernel="6.1", hostname="h", cpu="c")
+    canary = Probe("kvm", UNUSABLE, "canary failed: KVM internal error", True)
+    arm = make_cell(guest("x"), "kvm", "bios", Timeouts(), 64)
+    arm.guest.arch = "aarch64"
+    assert preflight(arm, canary, host) == (
+        "kvm runs guests of the host's architecture (x86_64), not aarch64")
+    same = make_cell(guest("x"), "kvm", "bios", Timeouts(), 64)
+    assert preflight(same, canary, host) == "kvm unusable: canary failed: KVM internal error"
+    soft = make_cell(guest("x"), "tcg", "bios", Timeouts(), 64)
+    soft.guest.arch = "aarch64"  # tcg is not hardware: its probe decides, as before
+    tcg_gone = Probe("tcg", UNUSABLE, "broken", False)
+    assert preflight(soft, tcg_gone, host) == "tcg unusable: broken"

@@ -43,7 +43,7 @@ def run_session(
 
     def handle(events: list[Event]) -> None:
         for ev in events:
-            transcript.note(ev.t, f"{ev.kind} {ev.name!r} matched")
+            transcript.note(ev.t, f"{ev.kind} {ev.name!r} matched {ev.text[:200]!r}")
             if ev.kind == "milestone":
                 milestone = tracker.milestones[ev.index]
                 if ev.send and milestone.source == "screen" and screen is not None:

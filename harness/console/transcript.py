@@ -28,6 +28,7 @@ class Transcript:
         self.raw_bytes = 0
         self.tail = ""
         self._at_line_start = True
+        self._pending: list[str] = []  # notes waiting for the guest's line to end
 
     def write(self, data: bytes, text: str, t: float) -> None:
         if self.raw is not None and data and self.raw_bytes < self.max_raw:
@@ -49,16 +50,27 @@ class Transcript:
                 break
             out.append((stamp if self._at_line_start else "") + line + ("" if last else "\n"))
             self._at_line_start = not last
+            if not last and self._pending:  # the line they concern is whole now
+                out += self._pending
+                self._pending = []
         self.log.write("".join(out))
         self.tail = (self.tail + text)[-TAIL:]
 
     def note(self, t: float, message: str) -> None:
-        """A line of the harness's own, marked as such, in the text log."""
-        prefix = "" if self._at_line_start else "\n"
-        self.log.write(f"{prefix}[{t:9.3f}] ### harness: {message}\n")
-        self._at_line_start = True
+        """A line of the harness's own, marked as such, in the text log. It never splits
+        a guest's line: in the middle of one (a read ended there), it waits for the line's
+        end and follows it."""
+        line = f"[{t:9.3f}] ### harness: {message}\n"
+        if self._at_line_start:
+            self.log.write(line)
+        else:
+            self._pending.append(line)
 
     def close(self) -> None:
+        if self._pending:  # the guest's last line never ended (a prompt): end it here
+            self.log.write("\n" + "".join(self._pending))
+            self._pending = []
+            self._at_line_start = True
         if self.raw is not None:
             self.raw.close()
         self.log.close()

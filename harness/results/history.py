@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS cells (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     cell_id TEXT NOT NULL, guest TEXT NOT NULL, backend TEXT NOT NULL, firmware TEXT NOT NULL,
     verdict TEXT NOT NULL, score REAL, duration REAL, last_t REAL, images TEXT,
+    quirks TEXT, guest_digest TEXT,
     PRIMARY KEY (run_id, cell_id));
 CREATE INDEX IF NOT EXISTS cells_by_cell ON cells(cell_id);
 """
@@ -47,6 +48,10 @@ def open_db(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=30)
     db.execute("PRAGMA foreign_keys = ON")
     db.executescript(_SCHEMA)
+    have = {row[1] for row in db.execute("PRAGMA table_info(cells)")}
+    for column in ("quirks", "guest_digest"):  # a history file older than these columns
+        if column not in have:
+            db.execute(f"ALTER TABLE cells ADD COLUMN {column} TEXT")
     return db
 
 
@@ -54,6 +59,15 @@ def images_key(cell: dict[str, Any]) -> str:
     """One digest for all of a cell's images: what 'same images' means for flakiness."""
     shas = sorted(f"{k}={v.get('sha256')}" for k, v in (cell.get("images") or {}).items())
     return hashlib.sha256("\n".join(shas).encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path | None) -> str | None:
+    """A guest file's digest (16 hex digits), recorded per run: a changed guest file is
+    seen beside the verdict it changed; None when there is no file or it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path else None
+    except OSError:
+        return None
 
 
 def last_t(cell: dict[str, Any]) -> float | None:
@@ -70,10 +84,16 @@ def record(path: Path, results: dict[str, Any], folder: Path | None = None) -> N
                    (run_id, results.get("started") or "", results.get("finished"),
                     (results.get("host") or {}).get("harness"),
                     json.dumps(results.get("host") or {}), str(folder) if folder else None))
-        db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            (run_id, c["id"], c["guest"], c["backend"], c["firmware"], c["verdict"],
-             c.get("score"), c.get("duration_s"), last_t(c), images_key(c))
-            for c in results["cells"]])
+        guests = results.get("guests") or {}
+        db.executemany(
+            "INSERT OR REPLACE INTO cells (run_id, cell_id, guest, backend, firmware, verdict, "
+            "score, duration, last_t, images, quirks, guest_digest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                (run_id, c["id"], c["guest"], c["backend"], c["firmware"], c["verdict"],
+                 c.get("score"), c.get("duration_s"), last_t(c), images_key(c),
+                 ",".join(c.get("quirks") or []),
+                 (guests.get(c["guest"]) or {}).get("digest"))
+                for c in results["cells"]])
 
 
 @dataclass(frozen=True)
@@ -172,6 +192,17 @@ class History:
                 out.setdefault(cell_id, recent)
         return out
 
+    def stories(self, run_id: str, last: int = 10) -> list[Story]:
+        """"Since when?" for each cell that ran in `run_id` (failing cells first)."""
+        out = [story(self.db, cell_id, last, run_id) for cell_id, v in sorted(
+            self._verdicts(run_id).items()) if v != "skip"]
+        return sorted(out, key=lambda s: s.failing_since is None)
+
+    def folder(self, run_id: str) -> str:
+        """The run folder's name beside history.html (the run id unless renamed)."""
+        row = self.db.execute("SELECT folder FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return Path(row[0]).name if row and row[0] else run_id
+
     def trends(self) -> dict[tuple[str, str], list[tuple[str, float]]]:
         """(guest, backend) -> (run_id, time to the last milestone) of passing cells."""
         out: dict[tuple[str, str], list[tuple[str, float]]] = {}
@@ -196,6 +227,66 @@ class History:
             if c["id"] == cell_id:
                 return row[1], c.get("milestones", [])
         return None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run of a cell, with what it ran with."""
+
+    run_id: str
+    folder: str  # the run folder's name beside history.html (its run id unless renamed)
+    verdict: str
+    images: str
+    quirks: str
+    guest_digest: str | None
+    last_t: float | None
+
+
+@dataclass
+class Story:
+    """A cell's "since when?": its last runs, oldest first, and where its streak began."""
+
+    cell_id: str
+    steps: list[Step]
+    failing_since: Step | None  # the first run of the current failing streak
+    last_passed: Step | None
+
+    def changed(self) -> list[tuple[Step, list[str]]]:
+        """The runs whose images, quirks or guest file differ from the run before."""
+        out = []
+        for before, now in zip(self.steps, self.steps[1:], strict=False):
+            what = [name for name, a, b in (
+                ("images", before.images, now.images), ("quirks", before.quirks, now.quirks),
+                ("guest file", before.guest_digest, now.guest_digest)) if a != b]
+            if what:
+                out.append((now, what))
+        return out
+
+
+def _story_steps(db: sqlite3.Connection, cell_id: str) -> list[Step]:
+    rows = db.execute(
+        "SELECT c.run_id, r.folder, c.verdict, c.images, c.quirks, c.guest_digest, c.last_t "
+        "FROM cells c JOIN runs r USING (run_id) WHERE c.cell_id = ? AND c.verdict != 'skip' "
+        "ORDER BY r.started, r.run_id", (cell_id,))
+    return [Step(run_id, Path(folder).name if folder else run_id, verdict, images or "",
+                 quirks or "", digest, t) for run_id, folder, verdict, images, quirks, digest, t
+            in rows]
+
+
+def story(db: sqlite3.Connection, cell_id: str, last: int = 10,
+          upto: str | None = None) -> Story:
+    """The cell's story up to run `upto` (by default, its newest run)."""
+    steps = _story_steps(db, cell_id)
+    ids = [s.run_id for s in steps]
+    if upto in ids:
+        steps = steps[:ids.index(upto) + 1]
+    since = None
+    for step in reversed(steps):
+        if not _failing(step.verdict):
+            break
+        since = step
+    passed = next((s for s in reversed(steps) if s.verdict in ("pass", "xpass")), None)
+    return Story(cell_id, steps[-last:], since, passed)
 
 
 def ingest(path: Path, folders: Iterable[Path]) -> list[str]:

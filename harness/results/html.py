@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .. import knowledge
 from ..files import safe_name
+from . import console_view, grid, since, table
 from .history import Comparison, History
 
 VERDICTS = ("pass", "xfail", "xpass", "crash", "hang", "timeout", "fail", "error", "skip")
@@ -40,24 +40,6 @@ th{background:#f3f3f3;text-align:left}.grid td.cell{min-width:8em;font-size:12px
 font-size:12px;max-height:40em}.muted{color:#777}a{color:#0645ad}
 .strip span{display:inline-block;width:14px;height:14px;margin-right:1px}
 """
-
-FILTER_JS = """
-function applyFilters(){
-  const os=document.getElementById('f-os').value, be=document.getElementById('f-backend').value,
-        v=document.getElementById('f-verdict').value;
-  document.querySelectorAll('th.col,td.cell').forEach(function(e){
-    e.classList.toggle('hidden', be!=='' && e.dataset.backend!==be);});
-  document.querySelectorAll('tr.guest').forEach(function(r){
-    let any=false;
-    r.querySelectorAll('td.cell').forEach(function(c){
-      const ok=(v===''||c.dataset.verdict===v)&&(be===''||c.dataset.backend===be);
-      c.classList.toggle('dim', !ok); if(ok&&c.dataset.verdict!=='none') any=true;});
-    r.classList.toggle('hidden', (os!=='' && r.dataset.os!==os) || !any);});
-}
-document.querySelectorAll('select.filter').forEach(function(s){
-  s.addEventListener('change', applyFilters);});
-"""
-
 
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
@@ -110,11 +92,6 @@ def file_link(name: str) -> str | None:
     return name if safe_name(name) else None
 
 
-def _last(cell: dict[str, Any]) -> tuple[str, float] | None:
-    reached = [m for m in cell.get("milestones", []) if m.get("reached") and m.get("t")]
-    return (reached[-1]["name"], reached[-1]["t"]) if reached else None
-
-
 def cell_page_path(cell: dict[str, Any]) -> str:
     return f"cells/{cell['guest']}/{cell['backend']}-{cell['firmware']}/cell.html"
 
@@ -123,12 +100,7 @@ def cell_page_path(cell: dict[str, Any]) -> str:
 
 def run_page(results: dict[str, Any], comparison: Comparison | None = None) -> str:
     cells = results["cells"]
-    guests_info = results.get("guests") or {}
-    cols = sorted({(c["backend"], c["firmware"]) for c in cells},
-                  key=lambda bf: (_backend_order(cells).index(bf[0]), bf[1]))
-    by_id = {c["id"]: c for c in cells}
     totals = {v: sum(c["verdict"] == v for c in cells) for v in VERDICTS}
-    families = sorted({guests_info.get(c["guest"], {}).get("os", "unknown") for c in cells})
     out = [f"<h1>Run {esc(results['run_id'])}</h1>",
            f"<p class=muted>started {esc(results.get('started'))}, finished "
            f"{esc(results.get('finished') or 'not finished')}"
@@ -138,85 +110,21 @@ def run_page(results: dict[str, Any], comparison: Comparison | None = None) -> s
                f"<span class='badge v-{v}' data-verdict='{v}'>{v} {n}</span>"
                for v, n in totals.items() if n) + f" <span class=muted>{len(cells)} cells</span>"
            + "</p>"]
+    porters = table.build(results)
+    porters.not_run = []  # said once, above the grid
+    hrefs = {(c["guest"], (c["backend"], c["firmware"])): cell_page_path(c) for c in cells}
+    out.append("<h2>How far each guest got</h2>" + table.html_fragment(porters, hrefs))
     if comparison is not None:
-        out.append(_changes(comparison))
-    out.append("<p>" + _select("f-os", "OS family", families)
-               + _select("f-backend", "backend", [b for b in _backend_order(cells)])
-               + _select("f-verdict", "verdict", [v for v in VERDICTS if totals[v]])
-               + " <a href='../history.html'>history</a></p>")
-    out.append("<table class=grid id=grid><tr><th>guest</th>" + "".join(
-        f"<th class=col data-backend='{esc(b)}'>{esc(b)}<br><span class=muted>{esc(f)}</span></th>"
-        for b, f in cols) + "</tr>")
-    for gid in sorted({c["guest"] for c in cells}):
-        info = guests_info.get(gid, {})
-        os_family = info.get("os", "unknown")
-        out.append(f"<tr class=guest data-os='{esc(os_family)}' data-guest='{esc(gid)}'>"
-                   f"<th>{esc(gid)}<br><span class=muted>{esc(os_family)} "
-                   f"{esc(info.get('arch', ''))}</span></th>")
-        for b, f in cols:
-            c = by_id.get(f"{gid}/{b}/{f}")
-            out.append(_grid_cell(c, b, f))
-        out.append("</tr>")
-    out.append("</table>")
-    out.append(f"<script>{FILTER_JS}</script>")
+        out.append(since.changes(comparison, lambda run: run, "../"))
+    regressions = {c.cell_id for c in comparison.regressions} if comparison else set()
+    out.append("<h2>All cells</h2>" + grid.grid(results, cell_page_path, regressions))
     return page(f"run {results['run_id']}", "".join(out))
-
-
-def _backend_order(cells: Sequence[dict[str, Any]]) -> list[str]:
-    """The run's backends in the order of backends.yaml (unknown ones last)."""
-    known = list(knowledge.backends())
-    have = set(c["backend"] for c in cells)
-    return [b for b in known if b in have] + sorted(have - set(known))
 
 
 def _host_line(h: dict[str, Any]) -> str:
     return (f"{h.get('hostname', '?')}: {h.get('os', '?')} {h.get('kernel', '')} "
             f"{h.get('arch', '')}, {h.get('cpu', '')}, QEMU {h.get('qemu', '?')}, "
             f"guest-harness {h.get('harness', '?')}")
-
-
-def _select(ident: str, label: str, values: Sequence[str]) -> str:
-    opts = "".join(f"<option value='{esc(v)}'>{esc(v)}</option>" for v in values)
-    return (f"<label>{esc(label)} <select class=filter id='{esc(ident)}'><option value=''>all"
-            f"</option>{opts}</select></label> ")
-
-
-def _grid_cell(c: dict[str, Any] | None, backend: str, firmware: str) -> str:
-    if c is None:
-        return (f"<td class='cell v-none' data-verdict=none data-backend='{esc(backend)}'>"
-                f"<span class=muted>—</span></td>")
-    v = c["verdict"]
-    last = _last(c)
-    bits = [f"<a href='{esc(cell_page_path(c))}'><b>{esc(v)}</b></a>"]
-    if v != "skip":
-        bits.append(f"score {c.get('score', 0):.2f}")
-    if last:
-        bits.append(f"{esc(last[0])} {last[1]:.1f} s")
-    if c.get("quirks"):
-        bits.append("quirks: " + esc(", ".join(c["quirks"])))
-    exp = c.get("expect")
-    if exp:
-        link = exp.get("link")
-        mark = f"expected: {esc(exp.get('reason'))}"
-        bits.append(f"<a href='{esc(link)}'>{mark}</a>" if link and _safe_url(link) else mark)
-    if v == "skip" and c.get("reason"):
-        bits.append(f"<span class=muted title='{esc(c['reason'])}'>{esc(c['reason'][:60])}</span>")
-    return (f"<td class='cell v-{esc(v)}' data-verdict='{esc(v)}' data-backend='{esc(backend)}' "
-            f"data-firmware='{esc(firmware)}' data-cell='{esc(c['id'])}'>{'<br>'.join(bits)}</td>")
-
-
-def _safe_url(url: str) -> bool:
-    return url.startswith(("https://", "http://"))
-
-
-def _changes(comp: Comparison) -> str:
-    def items(changes: Sequence[Any]) -> str:
-        return "".join(f"<li>{esc(c.cell_id)}: {esc(c.before)} → {esc(c.after)} "
-                       f"<span class=muted>(vs {esc(c.baseline_run)})</span></li>" for c in changes)
-    return (f"<div id=changes><b>Since the previous run:</b> {len(comp.regressions)} "
-            f"regressions, {len(comp.fixes)} fixes, {len(comp.new)} new cells"
-            f"<ul id=regressions>{items(comp.regressions)}</ul>"
-            f"<ul id=fixes>{items(comp.fixes)}</ul></div>")
 
 
 # --- a cell's page --------------------------------------------------------------------
@@ -255,23 +163,28 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
         out.append("<h2>Screenshots</h2>" + "".join(
             f"<a href='{esc(n)}'><img src='{esc(n)}' width=360 alt='{esc(n)}'></a> "
             for n in shots))
-    out.append("<h2>Reproduce</h2><pre>" + esc(
-        f"sh {folder / 'repro.sh'}\nharness repro {cell['id']} --from {run_dir}") + "</pre>")
-    out.append(_file_block("Console", folder / "console.log", "console", tail=CONSOLE_LINES))
-    out.append(_file_block("VMM stderr", folder / "vmm.stderr", "stderr", tail=200))
+    out.append("<h2>Reproduce</h2><p class=muted>from the run folder (where index.html is)</p>"
+               "<pre id=repro>" + esc(
+                   f"sh {Path(cell_page_path(cell)).parent / 'repro.sh'}\n"
+                   f"harness repro {cell['id']} --from results.json") + "</pre>")
+    out.append(console_view.block(folder / "console.log", CONSOLE_LINES))
+    rid = results["run_id"]
+    out.append(_file_block("VMM stderr", folder / "vmm.stderr", "stderr", 200, rid))
     out.append(_file_block("VMM commands (setup and teardown)", folder / "vmm.commands.log",
-                           "vmm-commands", tail=200))
+                           "vmm-commands", 200, rid))
     out.append("<h2>Images</h2><table><tr><th>image</th><th>sha256</th><th>source</th></tr>"
                + "".join(
         f"<tr><td>{esc(n)}</td><td><code>{esc(i.get('sha256'))}</code></td>"
         f"<td>{esc(i.get('source'))}</td></tr>" for n, i in (cell.get("images") or {}).items())
         + "</table>")
-    out.append("<h2>Command</h2><pre>" + esc(" ".join(cell.get("command") or [])) + "</pre>")
+    out.append("<h2>Command</h2><p class=muted>paths in the run folder are relative to it</p>"
+               "<pre>" + esc(console_view.relative(" ".join(cell.get("command") or []), rid))
+               + "</pre>")
     out.append("<h2>Host</h2><pre>" + esc(json.dumps(results.get("host"), indent=1)) + "</pre>")
     return page(cell["id"], "".join(out), charts=charts)
 
 
-def _file_block(title: str, path: Path, ident: str, tail: int) -> str:
+def _file_block(title: str, path: Path, ident: str, tail: int, run_id: str = "") -> str:
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -280,7 +193,9 @@ def _file_block(title: str, path: Path, ident: str, tail: int) -> str:
     note = (f"<p class=muted>the first {cut} lines are only in <a href='{esc(path.name)}'>"
             f"{esc(path.name)}</a></p>" if cut > 0 else "")
     return (f"<h2>{esc(title)} <a href='{esc(path.name)}' class=muted>(file)</a></h2>{note}"
-            f"<pre id='{esc(ident)}'>" + clean("\n".join(lines[-tail:])) + "</pre>")
+            f"<pre id='{esc(ident)}'>" + clean(console_view.relative("\n".join(lines[-tail:]),
+                                                                     run_id) if run_id else
+                                               "\n".join(lines[-tail:])) + "</pre>")
 
 
 TIMELINE_JS = """
@@ -323,12 +238,15 @@ def history_page(h: History, comparison: Comparison | None, last: int = 10) -> s
     runs = h.runs()
     out = [f"<h1>History</h1><p class=muted>{len(runs)} runs recorded; the last {last} shown</p>"]
     if comparison is not None:
-        out.append(f"<p>Run {esc(comparison.run_id)}:</p>" + _changes(comparison))
+        out.append(f"<p>Run {esc(comparison.run_id)}:</p>" + since.changes(comparison, h.folder))
     flaky = h.flaky(last)
     out.append("<h2>Flaky cells</h2><p class=muted>verdict changed while the images and the "
                "harness stayed the same</p><ul id=flaky>" + "".join(
                    f"<li>{esc(c)}: {esc(' → '.join(v))}</li>" for c, v in sorted(flaky.items()))
                + "</ul>")
+    newest = comparison.run_id if comparison is not None else (runs[-1][0] if runs else None)
+    if newest is not None:
+        out.append(since.section(h, newest, last))
     out.append("<h2>Last runs per cell</h2><table id=strips><tr><th>cell</th><th>oldest → newest"
                "</th></tr>")
     for cell_id, strip in sorted(h.strips(last).items()):

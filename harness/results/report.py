@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import atomic_write
-from . import html
+from . import html, table
 from .history import FILE, Comparison, History, ingest
 from .store import load_results
 
@@ -26,6 +26,7 @@ class BaselineError(ValueError):
 class Built:
     pages: list[Path] = field(default_factory=list)
     comparisons: dict[str, Comparison] = field(default_factory=dict)  # run id -> changes
+    tables: dict[str, table.Table] = field(default_factory=dict)  # run id -> porters' table
 
 
 def build(run_dirs: Sequence[Path], baseline: str | None = None, last: int = 10) -> Built:
@@ -46,6 +47,7 @@ def build(run_dirs: Sequence[Path], baseline: str | None = None, last: int = 10)
             for run_dir, run_id in zip(dirs, ids, strict=True):
                 comparison = h.compare(run_id, baseline)
                 built.comparisons[run_id] = comparison
+                built.tables[run_id] = table.build(load_results(run_dir), comparison)
                 written += run_pages(run_dir, h, comparison)
             _write(parent / "history.html", html.history_page(h, comparison, last))
             written.append(parent / "history.html")

@@ -7,6 +7,7 @@ tests/test_transcripts.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -14,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.backends import probe as probes
 from harness.backends import registry
 from harness.backends.base import LaunchContext
 from harness.backends.qemu import build_launch
 from harness.config import ConfigError, load_guest, load_guests
 from harness.model import Drive
 from harness.plan import make_cell
+from harness.results.html import run_page
 from harness.transcripts import replay
 
 from .conftest import GUESTS, ROOT, write
@@ -147,3 +150,34 @@ def test_xv6_usertests_console_ends_in_the_known_panic():
         r = replay(CATALOG["xv6-riscv64"], data, chunk=chunk)
         assert r.missing == [] and [f.name for f in r.failures] == ["panic"]
     assert b"test manywrites: OK\r\ntest execout: panic: sys_exec kalloc" in data
+
+
+def test_list_arches_says_binary_machines_drives_and_where_each_runs():
+    proc = subprocess.run([sys.executable, "-m", "harness", "list", "--arches"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line[:1].isalpha()}
+    arm = rows["arm"]
+    assert "qemu-system-arm (qemu-system-arm)" in arm and "emcraft-sf2" in arm
+    assert " mtd " in arm and "none (TCG only)" in arm and arm.rstrip().endswith("tcg")
+    assert "virtio-mmio" in rows["riscv64"] and "riscv64 hosts" in rows["riscv64"]
+    host = probes.host_facts().arch
+    assert f"  arm: kvm runs guests of the host's architecture ({host}), not arm" in proc.stdout
+    data = json.loads(subprocess.run(
+        [sys.executable, "-m", "harness", "list", "--arches", "--json"],
+        capture_output=True, text=True, cwd=ROOT).stdout)
+    riscv = next(r for r in data if r["arch"] == "riscv64")
+    assert riscv["qemu"] == "qemu-system-riscv64" and riscv["guests"] >= 2
+    assert "tcg" in riscv["runs_here"] and "not riscv64" in riscv["not_here"]["kvm"]
+
+
+def test_the_run_page_filters_by_architecture():
+    cells = [{"id": f"{g}/tcg/bios", "guest": g, "backend": "tcg", "firmware": "bios",
+              "verdict": "pass", "score": 1.0, "duration_s": 1.0, "milestones": []}
+             for g in ("xv6-riscv64", "uclinux-cortex-m3")]
+    guests = {g: {"os": CATALOG[g].os, "arch": CATALOG[g].arch} for g in CATALOG}
+    page = run_page({"run_id": "r", "cells": cells, "guests": guests})
+    assert ("<select class=filter id='f-arch'><option value=''>all</option>"
+            "<option value='arm'>arm</option><option value='riscv64'>riscv64</option>") in page
+    assert "data-guest='xv6-riscv64' data-arch='riscv64'" in page
+    assert "r.dataset.arch!==ar" in page

@@ -44,7 +44,7 @@ font-size:12px;max-height:40em}.muted{color:#777}a{color:#0645ad}
 FILTER_JS = """
 function applyFilters(){
   const os=document.getElementById('f-os').value, be=document.getElementById('f-backend').value,
-        v=document.getElementById('f-verdict').value;
+        v=document.getElementById('f-verdict').value, ar=document.getElementById('f-arch').value;
   document.querySelectorAll('th.col,td.cell').forEach(function(e){
     e.classList.toggle('hidden', be!=='' && e.dataset.backend!==be);});
   document.querySelectorAll('tr.guest').forEach(function(r){
@@ -52,7 +52,8 @@ function applyFilters(){
     r.querySelectorAll('td.cell').forEach(function(c){
       const ok=(v===''||c.dataset.verdict===v)&&(be===''||c.dataset.backend===be);
       c.classList.toggle('dim', !ok); if(ok&&c.dataset.verdict!=='none') any=true;});
-    r.classList.toggle('hidden', (os!=='' && r.dataset.os!==os) || !any);});
+    r.classList.toggle('hidden', (os!=='' && r.dataset.os!==os)
+      || (ar!=='' && r.dataset.arch!==ar) || !any);});
 }
 document.querySelectorAll('select.filter').forEach(function(s){
   s.addEventListener('change', applyFilters);});
@@ -129,6 +130,7 @@ def run_page(results: dict[str, Any], comparison: Comparison | None = None) -> s
     by_id = {c["id"]: c for c in cells}
     totals = {v: sum(c["verdict"] == v for c in cells) for v in VERDICTS}
     families = sorted({guests_info.get(c["guest"], {}).get("os", "unknown") for c in cells})
+    arches = sorted({guests_info.get(c["guest"], {}).get("arch", "") for c in cells} - {""})
     out = [f"<h1>Run {esc(results['run_id'])}</h1>",
            f"<p class=muted>started {esc(results.get('started'))}, finished "
            f"{esc(results.get('finished') or 'not finished')}"
@@ -141,6 +143,7 @@ def run_page(results: dict[str, Any], comparison: Comparison | None = None) -> s
     if comparison is not None:
         out.append(_changes(comparison))
     out.append("<p>" + _select("f-os", "OS family", families)
+               + _select("f-arch", "architecture", arches)
                + _select("f-backend", "backend", [b for b in _backend_order(cells)])
                + _select("f-verdict", "verdict", [v for v in VERDICTS if totals[v]])
                + " <a href='../history.html'>history</a></p>")
@@ -150,7 +153,8 @@ def run_page(results: dict[str, Any], comparison: Comparison | None = None) -> s
     for gid in sorted({c["guest"] for c in cells}):
         info = guests_info.get(gid, {})
         os_family = info.get("os", "unknown")
-        out.append(f"<tr class=guest data-os='{esc(os_family)}' data-guest='{esc(gid)}'>"
+        out.append(f"<tr class=guest data-os='{esc(os_family)}' data-guest='{esc(gid)}' "
+                   f"data-arch='{esc(info.get('arch', ''))}'>"
                    f"<th>{esc(gid)}<br><span class=muted>{esc(os_family)} "
                    f"{esc(info.get('arch', ''))}</span></th>")
         for b, f in cols:

@@ -148,7 +148,8 @@ def test_xv6_usertests_console_ends_in_the_known_panic():
     data = (TRANSCRIPTS / "xv6-usertests.txt").read_bytes()
     for chunk in (512, 7):
         r = replay(CATALOG["xv6-riscv64"], data, chunk=chunk)
-        assert r.missing == [] and [f.name for f in r.failures] == ["panic"]
+        assert r.missing == [] and [f.name for f in r.failures] == ["kernel-panic"]
+        assert r.failures[0].text.strip() == "panic: sys_exec kalloc"
     assert b"test manywrites: OK\r\ntest execout: panic: sys_exec kalloc" in data
 
 

@@ -173,13 +173,17 @@ def _parser() -> argparse.ArgumentParser:
                                     "version, arch, console, where its images come from and "
                                     "how they are verified, whether its patterns were checked "
                                     "against a real console, and the backends of this host it "
-                                    "would run on. --cells lists every cell instead. Nothing "
+                                    "would run on. --cells lists every cell instead, --arches "
+                                    "the architectures (QEMU binary, machines, backends). Nothing "
                                     "is booted (accelerator canaries: cached results only).")
     matrix_args(ls)
     select_args(ls)
     canary_args(ls)
     ls.add_argument("--cells", action="store_true",
                     help="one line per cell: runs, or why it would be skipped")
+    ls.add_argument("--arches", action="store_true",
+                    help="one line per guest architecture: its QEMU binary and package, "
+                         "machines, drive interfaces and the backends that run it here")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.add_argument("--markdown", action="store_true",
                     help="the catalog as a Markdown table (for a README)")
@@ -556,6 +560,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .images.cache import Cache
 
     matrix, guests = _load(args)
+    if args.arches:
+        from . import arches
+
+        table = arches.arch_rows(list(guests.values()), probes.host_facts(), Cache(),
+                                 canary_ttl(args.canary_ttl))
+        print(json.dumps([r.to_json() for r in table], indent=1) if args.json
+              else arches.text_table(table))
+        return 0
     cells = _cells(args, matrix, guests)
     rows = catalog.cell_rows(cells, probes.host_facts(), Cache(), canary_ttl(args.canary_ttl))
     if args.cells:

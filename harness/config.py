@@ -16,11 +16,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import knowledge
+from .config_board import board
 from .config_images import _images
 from .console.keys import KeyNameError, combo, combos_for_text
 from .files import SAFE_NAME_RULE, safe_name
 from .model import (
     LEVELS,
+    NO_BIOS,
     BootSpec,
     Evidence,
     ExcludeRule,
@@ -72,6 +74,7 @@ GUEST_KEYS = (
     "id", "name", "os", "arch", "images", "boot", "firmware", "memory", "vcpus",
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
     "timeouts", "notes", "quirk_defs", "version", "verified", "tags", "evidence",
+    "machine", "cpu", "drives",
 )
 
 
@@ -87,6 +90,7 @@ def load_guest(path: Path) -> Guest:
     arch = m.get("arch", _one_of(*knowledge.arches()), "x86_64")
     images = _images(c, m, path.parent, arch)
     boot = _boot(c, m, images)
+    machine, cpu, drives = board(c, m, images, arch)
     firmware = m.str_list("firmware", _one_of(*knowledge.FIRMWARES)) or ["bios"]
     console = m.get("console", _one_of(*CONSOLES), "serial")
     quirk_defs = _quirk_defs(c, m)
@@ -121,6 +125,9 @@ def load_guest(path: Path) -> Guest:
         evidence=_evidence(c, m),
         tags=m.str_list("tags") or [],
         notes=m.get("notes", _text, ""),
+        machine=machine,
+        cpu=cpu,
+        drives=drives,
     )
     if c.issues:
         raise ConfigError(c.issues)
@@ -151,7 +158,9 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         for fw, ref in kernels.items():
             if ref not in images:
                 c.issue(k.line_of(fw), k.path(fw), f"no image named {shown(ref)} in images")
-    refs = (kind, "initrd", "bios") if not kernels else ("initrd", "bios")
+    refs = (kind, "initrd") if not kernels else ("initrd",)
+    if b.data.get("bios") != NO_BIOS:  # `bios: none`: no firmware, not an image
+        refs = (*refs, "bios")
     for key in (*refs, "cdrom") if cd_too else refs:
         ref = b.get(key, _str)
         if ref is not None and ref not in images:

@@ -151,6 +151,7 @@ def arches() -> dict[str, ArchInfo]:
             firmware=d.get("firmware", {}),
             cpu=d.get("cpu"),
             nic=d.get("nic"),
+            drives={str(k): tuple(str(x) for x in v) for k, v in (d.get("drives") or {}).items()},
         ))
 
 

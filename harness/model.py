@@ -178,6 +178,9 @@ class ArchInfo:
     firmware: dict[str, dict[str, Any]]
     cpu: str | None = None
     nic: str | None = None  # the -device a network boot uses (its option ROM does PXE)
+    # drive interfaces of this arch's boards: name -> QEMU argv template ({file}, {format},
+    # {id}, {index}: the drive's number among those on the same interface)
+    drives: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # How far a guest file's claims were checked, strongest first: booted by this
@@ -214,13 +217,27 @@ class Module:
 
 
 @dataclass(frozen=True)
+class Drive:
+    """A disk attached besides the boot medium, on one of its arch's interfaces
+    (arches.yaml `drives`): xv6's file system on virtio-mmio, a board's SPI flash (mtd)."""
+
+    image: str
+    interface: str
+    readonly: bool = False  # False: writes go to a per-cell overlay, never the cached image
+
+
+NO_BIOS = "none"  # `boot: {bios: none}`: no firmware at all, the kernel is the first code
+
+
+@dataclass(frozen=True)
 class BootSpec:
     kind: str  # kernel | cdrom | disk | floppy | network
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str = ""
     image: str | None = None  # for cdrom / disk / floppy; network: the TFTP tree (a tar)
-    bios: str | None = None  # an image loaded as the machine's firmware (-bios), e.g. OpenSBI
+    bios: str | None = None  # an image loaded as the machine's firmware (-bios), e.g. OpenSBI;
+    # NO_BIOS: none at all (-bios none)
     modules: tuple[Module, ...] = ()  # multiboot modules, instead of an initrd
     kernels: dict[str, str] = field(default_factory=dict)  # firmware -> kernel image
     bootfiles: dict[str, str] = field(default_factory=dict)  # network: firmware -> file
@@ -292,6 +309,15 @@ class Guest:
     evidence: list[Evidence] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)  # free words: local, slow, installer...
     notes: str = ""
+    machine: str | None = None  # the board (QEMU -machine), instead of the arch's default
+    cpu: str | None = None  # the CPU model and its properties (-cpu), instead of the arch's
+    drives: tuple[Drive, ...] = ()
+
+    @property
+    def board(self) -> bool:
+        """Whether the guest names QEMU board parts (machine, CPU, drives, no firmware)
+        that only QEMU's own backends can give it."""
+        return bool(self.machine or self.cpu or self.drives or self.boot.bios == NO_BIOS)
 
     @property
     def required(self) -> list[Milestone]:

@@ -347,7 +347,7 @@ OPTIONS: dict[str, dict[str, str]] = {
             "--fresh-canary": "flag", "--guests": "path"},
     "list": {"--only": "text", "--backend": "text", "--firmware": "text", "--shard": "text",
              "--tag": "text", "--canary-ttl": "number", "--cells": "flag", "--json": "flag",
-             "--markdown": "flag", "--guests": "path"},
+             "--markdown": "flag", "--arches": "flag", "--guests": "path"},
     "replay": {"--milestones": "text", "--source": "text"},
     "probe": {"--canary-ttl": "number", "--json": "flag", "--offline": "flag"},
     "fetch": {"--tag": "text", "--offline": "flag", "--verify-cache": "flag"},

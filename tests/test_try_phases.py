@@ -45,6 +45,8 @@ EXPECTED = {
     "openbsd-5.8-amd64.vmm.log": ("kernel", "openbsd-kernel", None, None),
     "opensbi-uboot-riscv64.tcg-bios.log": ("firmware", "u-boot-prompt", None, None),
     "xen-4.17-dom0.tcg-bios.log": ("userland", "busybox-harness-init", None, None),
+    "uclinux-cortex-m3.tcg-bios.log": ("userland", "busybox-init", None, None),
+    "xv6-riscv64.tcg-bios.log": ("userland", "xv6-init", None, None),
 }
 
 
@@ -75,13 +77,23 @@ def test_recorded_transcripts_reach_the_phase_a_person_would_name(name, chunk):
     assert (got and got.sign.name, got and got.sign.verdict) == (failure, verdict)
 
 
+# Consoles where the harness typed a command at a prompt: read a byte at a time, the prompt
+# is an unfinished line before the command's echo arrives (as it was live), so its sign is
+# seen too; read whole, the line is "$ ls".
+TYPED_AT = {"xv6-riscv64.tcg-bios.log": "unix-shell"}
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_chunking_does_not_change_what_is_seen(name):
     data = (TRANSCRIPTS / name).read_bytes()
     whole = [s.sign.name for s in classify(data).seen()]
     assert [s.sign.name for s in classify(data, 13).seen()] == whole
     if len(data) < 3000:  # the short ones a byte a read, as a slow serial line gives them
-        assert [s.sign.name for s in classify(data, 1).seen()] == whole
+        bytewise = [s.sign.name for s in classify(data, 1).seen()]
+        if name in TYPED_AT:
+            assert TYPED_AT[name] in bytewise and TYPED_AT[name] not in whole
+            bytewise.remove(TYPED_AT[name])
+        assert bytewise == whole
 
 
 def test_what_the_transcripts_show_on_the_way():

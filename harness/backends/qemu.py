@@ -3,9 +3,10 @@
 Pure: no process is started here. The argv is a list (never a shell
 string); what varies by backend, architecture and quirk comes from the
 knowledge tables and the cell's resolved quirks, so this module only
-assembles. A disk or floppy the guest writes gets a qcow2 overlay in the
-cell folder, made by a setup command (`qemu-img create -b`), so the cached
-image is never written and repro.sh makes the same overlay.
+assembles. A disk or floppy the guest writes (its boot medium or one of its
+`drives:`) gets a qcow2 overlay in the cell folder, made by a setup command
+(`qemu-img create -b`), so the cached image is never written and repro.sh
+makes the same overlay.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import knowledge
-from ..model import BackendInfo, Cell
+from ..model import NO_BIOS, BackendInfo, Cell
 from . import addresses
 from .base import Launch, LaunchContext, LaunchError
-from .media import WRITABLE, overlay_argv
+from .media import WRITABLE, image_format, overlay_argv
 from .probe import (
     AVAILABLE,
     MISSING,
@@ -124,10 +125,11 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
     arch, backend, quirks = cell.arch_info, cell.backend_info, cell.quirks
     assert arch is not None and backend is not None, "cells come from plan.make_cell"
 
-    machine = arch.machine.get(cell.firmware) or arch.machine.get("bios", "pc")
+    machine = (guest.machine or arch.machine.get(cell.firmware)
+               or arch.machine.get("bios", "pc"))
     machine_opts: dict[str, str] = {}
     accel_opts = dict(backend.accel_opts)
-    cpu = backend.cpu or arch.cpu
+    cpu = backend.cpu or guest.cpu or arch.cpu
     cpu_flags: list[str] = []
     append: list[str] = []
     extra: list[str] = []
@@ -187,6 +189,7 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
         assert guest.boot.image is not None
         trees[media[guest.boot.image]] = images[guest.boot.image]
     argv += _boot_args(cell, media, append)
+    argv += _drive_args(cell, media)
     argv += extra
     if ctx.gdb_port is not None:  # paused at the first instruction, the stub listening
         argv += ["-S", "-gdb", f"tcp:127.0.0.1:{ctx.gdb_port}"]
@@ -221,16 +224,38 @@ def _media(cell: Cell, images: dict[str, Path],
     boot = cell.guest.boot
     if boot.kind == "network" and boot.image:  # the tree's tar, unpacked here (trees)
         return {**images, boot.image: folder / "tftp"}, []
-    if boot.kind not in WRITABLE or not boot.image:
-        return dict(images), []
-    overlay = folder / f"{boot.image}.overlay.qcow2"
-    return ({**images, boot.image: overlay},
-            [overlay_argv(images[boot.image], overlay)])
+    writable = [d.image for d in cell.guest.drives if not d.readonly]
+    if boot.kind in WRITABLE and boot.image:
+        writable.insert(0, boot.image)
+    media, setup = dict(images), []
+    for name in dict.fromkeys(writable):
+        overlay = folder / f"{name}.overlay.qcow2"
+        media[name] = overlay
+        setup.append(overlay_argv(images[name], overlay))
+    return media, setup
+
+
+def _drive_args(cell: Cell, media: dict[str, Path]) -> list[str]:
+    """The guest's `drives:`, each through its interface's template in arches.yaml;
+    a writable one is its overlay (qcow2), a read-only one the image as it is."""
+    assert cell.arch_info is not None
+    argv: list[str] = []
+    count: dict[str, int] = {}
+    for n, drive in enumerate(cell.guest.drives):
+        path = media[drive.image]
+        index = count.get(drive.interface, 0)
+        count[drive.interface] = index + 1
+        fmt = "qcow2" if not drive.readonly else image_format(path) if path.exists() else "raw"
+        values = {"file": str(path), "format": fmt, "id": f"drive{n}", "index": str(index),
+                  "readonly": "on" if drive.readonly else "off"}
+        argv += [arg.format(**values) for arg in cell.arch_info.drives[drive.interface]]
+    return argv
 
 
 def _boot_args(cell: Cell, images: dict[str, Path], append: list[str]) -> list[str]:
     boot = cell.guest.boot
-    bios = ["-bios", str(images[boot.bios])] if boot.bios else []
+    bios = (["-bios", NO_BIOS] if boot.bios == NO_BIOS
+            else ["-bios", str(images[boot.bios])] if boot.bios else [])
     return bios + _media_args(cell, images, append)
 
 

@@ -39,7 +39,7 @@ max-width:11em;color:#888}
 JS = """
 function applyFilters(){
   const os=document.getElementById('f-os').value, be=document.getElementById('f-backend').value,
-        v=document.getElementById('f-verdict').value,
+        v=document.getElementById('f-verdict').value, ar=document.getElementById('f-arch').value,
         reg=document.getElementById('f-regression').checked;
   document.querySelectorAll('#grid th.col,#grid td.cell').forEach(function(e){
     e.classList.toggle('hidden', be!=='' ? e.dataset.backend!==be : e.dataset.gone==='1');});
@@ -50,7 +50,7 @@ function applyFilters(){
       const ok=(v===''||c.dataset.verdict===v)&&(be===''||c.dataset.backend===be)&&
                (!reg||c.dataset.regression==='1');
       c.classList.toggle('dim', !ok); if(ok&&c.dataset.verdict!=='none') any=true;});
-    const show=!((os!=='' && r.dataset.os!==os) || !any);
+    const show=!((os!=='' && r.dataset.os!==os) || (ar!=='' && r.dataset.arch!==ar) || !any);
     r.classList.toggle('hidden', !show);
     if(show) families[r.dataset.os]=true;});
   document.querySelectorAll('tr.family').forEach(function(r){
@@ -120,9 +120,11 @@ def grid(results: dict[str, Any], cell_href: Any, regressions: set[str]) -> str:
     families: dict[str, list[str]] = {}
     for gid in {c["guest"] for c in cells}:
         families.setdefault(guests.get(gid, {}).get("os", "unknown"), []).append(gid)
+    arches = sorted({guests.get(c["guest"], {}).get("arch", "") for c in cells} - {""})
     totals = Counter(c["verdict"] for c in cells)
     out = [collapsed_line(gone), "<p>"
            + _select("f-os", "OS family", sorted(families))
+           + _select("f-arch", "architecture", arches)
            + _select("f-backend", "backend", list(dict.fromkeys(b for b, _ in cols)))
            + _select("f-verdict", "verdict", [v for v in SEVERITY if totals[v]])
            + "<label><input type=checkbox class=filter id=f-regression> regressions only"
@@ -149,7 +151,8 @@ def grid(results: dict[str, Any], cell_href: Any, regressions: set[str]) -> str:
             slowest = max((t for c in ran if (t := c.get("duration_s"))), default=0)
             info = guests.get(gid, {})
             out.append(f"<tr class=guest data-os='{_h(family)}' data-guest='{_h(gid)}' "
-                       f"data-name='{_h(gid)}' data-worst='{worst}' data-slowest='{slowest}'>"
+                       f"data-arch='{_h(info.get('arch', ''))}' data-name='{_h(gid)}' "
+                       f"data-worst='{worst}' data-slowest='{slowest}'>"
                        f"<th class=guest-name title='{_h(info.get('name') or gid)}'>{_h(gid)}"
                        f"<br><span class=muted>{_h(info.get('arch', ''))}</span></th>")
             for (b, f), c in zip(cols, mine, strict=True):

@@ -232,6 +232,32 @@ class BootSpec:
 
 
 @dataclass(frozen=True)
+class SimhSetup:
+    """A guest file's `simh:` section: what the simulator's ini does besides the
+    harness's own lines (the ROM, memory, the ini's TCP ports)."""
+
+    attach: dict[str, str] = field(default_factory=dict)  # unit (rk0) -> image name
+    boot: str | None = None  # the `boot` command's device: rk0, cpu (a loaded ROM)
+    ini: tuple[str, ...] = ()  # further simulator commands, before the attaches
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    """One emulated machine of data/machines.yaml (SIMH simulators, GXemul -e types)."""
+
+    name: str
+    backend: str  # simh | gxemul
+    arch: str
+    description: str
+    default: bool = False
+    binary: str = ""  # simh: the simulator
+    type: str = ""  # gxemul: -E, the machine type
+    subtype: str = ""  # gxemul: -e, the model within the type
+    memory: str = ""  # simh: the ini line setting memory ({mb})
+    max_mb: int | None = None
+
+
+@dataclass(frozen=True)
 class Timeouts:
     total: float = 300.0
     stall: float = 60.0
@@ -292,6 +318,8 @@ class Guest:
     evidence: list[Evidence] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)  # free words: local, slow, installer...
     notes: str = ""
+    machine: str | None = None  # a data/machines.yaml name (SIMH, GXemul); None: the default
+    simh: SimhSetup | None = None  # the `simh:` section
 
     @property
     def required(self) -> list[Milestone]:

@@ -206,12 +206,13 @@ def _machine(c: _Checker, m: _Map, arch: str) -> str | None:
 
 
 def _simh(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> SimhSetup | None:
-    """`simh:` - the units images are attached to (per-cell copies), the boot device
-    and further simulator commands (`ini:`, a list of lines)."""
+    """`simh:` - the units images are attached to (per-cell copies; `readonly:` units
+    get the cached file read-only), the boot device and further simulator commands
+    (`ini:`, a list of lines)."""
     s = m.sub("simh")
     if s is None:
         return None
-    s.keys(("attach", "boot", "ini"))
+    s.keys(("attach", "readonly", "boot", "ini"))
     attach: dict[str, str] = {}
     a = s.sub("attach")
     if a is not None:
@@ -224,7 +225,12 @@ def _simh(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> SimhSetup | Non
                 c.issue(a.line_of(unit), a.path(unit), f"no image named {shown(ref)} in images")
             elif ref is not None:
                 attach[str(unit).lower()] = ref
-    return SimhSetup(attach=attach, boot=s.get("boot", _str),
+    readonly = [u.lower() for u in s.str_list("readonly") or ()]
+    for unit in readonly:
+        if unit not in attach:
+            c.issue(s.line_of("readonly"), s.path("readonly"),
+                    f"{shown(unit)} is not a unit of attach")
+    return SimhSetup(attach=attach, readonly=tuple(readonly), boot=s.get("boot", _str),
                      ini=tuple(s.str_list("ini", _ini_line) or ()))
 
 

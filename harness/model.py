@@ -237,6 +237,7 @@ class SimhSetup:
     harness's own lines (the ROM, memory, the ini's TCP ports)."""
 
     attach: dict[str, str] = field(default_factory=dict)  # unit (rk0) -> image name
+    readonly: tuple[str, ...] = ()  # units attached read-only (`attach -r`), uncopied
     boot: str | None = None  # the `boot` command's device: rk0, cpu (a loaded ROM)
     ini: tuple[str, ...] = ()  # further simulator commands, before the attaches
 

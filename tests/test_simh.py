@@ -153,7 +153,7 @@ def test_the_guest_file_extension_is_checked_with_file_line_and_key(tmp_path):
         f"{path}:9: simh.attach.rk0: no image named 'd9' in images",
         f"{path}:9: simh.attach.r k: 'r k': expected a SIMH unit name such as rk0",
         f"{path}:10: simh.ini[1]: expected a non-empty string, got a mapping",
-        f"{path}:11: simh.colour: unknown key (allowed here: attach, boot, ini)",
+        f"{path}:11: simh.colour: unknown key (allowed here: attach, readonly, boot, ini)",
     ]
     rom = load_guest(guest_file(tmp_path, "rom", "vax", "{bios: d0}", "machine: vax780\n"))
     assert rom.boot.kind == "firmware" and rom.boot.bios == "d0" and rom.machine == "vax780"
@@ -386,3 +386,15 @@ def test_a_test_program_prints_its_line_on_gxemul(tmp_path):
     (c,) = results(tmp_path / "o").values()
     assert c["verdict"] == "pass", c
     assert "hello from testmips" in (c["folder"] / "console.log").read_text()
+
+
+def test_a_readonly_unit_gets_the_cached_file_uncopied(tmp_path):
+    c = cell("netbsd-10.1-vax-simh")
+    images = fake_images(tmp_path, c.guest)
+    launch = simh.build_launch(c, images, LaunchContext(tmp_path))
+    assert launch.files[tmp_path / "simh.ini"].splitlines()[1:] == [
+        f"load -r {images['rom'].resolve()}", "set cpu 64m", "set rq3 cdrom",
+        f"attach -r rq3 {images['iso'].resolve()}", "boot cpu"]
+    assert launch.setup == [] and launch.teardown == []
+    bad = guest_file(tmp_path, extra="simh: {attach: {rk0: d0}, readonly: [rk1]}\n")
+    assert issues(bad) == [f"{bad}:7: simh.readonly: 'rk1' is not a unit of attach"]

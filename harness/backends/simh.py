@@ -7,7 +7,8 @@ its command line, and its console is the terminal it runs on (stdio), which
 the harness reads like QEMU's serial port. The ini is written from the guest
 file: the machine's ROM (`load -r`, a `boot: {bios: …}` guest), the guest's
 `simh: ini:` lines, its images attached to their units (`simh: attach:`), always
-per-cell copies so the cached image is never written, and `boot DEVICE`.
+per-cell copies so the cached image is never written (or the cached file with
+`attach -r` for the `simh: readonly:` units: a CD-ROM), and `boot DEVICE`.
 
 A TCP port the ini opens (`attach dci 1106`: the DC11 terminal lines) is
 rewritten to a port free now, so cells of one guest run side by side. A
@@ -95,6 +96,9 @@ def ini(cell: Cell, images: dict[str, Path], copies: dict[str, Path],
     if g.memory_set and m.memory:
         lines.append(m.memory.format(mb=g.memory_mb))
     lines += [free_ports(x, pick) for x in (g.simh.ini if g.simh else ())]
+    readonly = g.simh.readonly if g.simh else ()
+    lines += [f"attach -r {unit} {_path(images[ref])}" for unit, ref in
+              (g.simh.attach.items() if g.simh else ()) if unit in readonly]
     lines += [f"attach {unit} {_path(copy)}" for unit, copy in copies.items()]
     lines.append(f"boot {boot_device(cell)}")
     return "\n".join(lines) + "\n"
@@ -115,7 +119,9 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext) -> Lau
     m = machine(cell)
     if m is None:
         raise LaunchError(why_not(cell) or "no simh machine")
-    attach = cell.guest.simh.attach if cell.guest.simh else {}
+    simh_ = cell.guest.simh
+    attach = {u: ref for u, ref in simh_.attach.items() if u not in simh_.readonly} if simh_ \
+        else {}
     copies = {unit: folder / f"{unit}.copy" for unit in attach}
     # copies, never the cached image; `cat`, not cp, so a read-only cache file still
     # gives a writable copy

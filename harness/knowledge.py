@@ -165,7 +165,7 @@ def machines() -> dict[str, MachineInfo]:
                 name=str(name), backend=str(backend), arch=str(d["arch"]),
                 description=str(d.get("description", "")), default=bool(d.get("default")),
                 binary=str(d.get("binary", "")), type=str(d.get("type", "")),
-                subtype=str(d.get("subtype", "")),
+                subtype=str(d.get("subtype", "")), cpu=str(d.get("cpu", "")),
                 memory=str(d.get("memory", "")),
                 max_mb=int(d["max_mb"]) if d.get("max_mb") is not None else None)
     return out

@@ -254,6 +254,7 @@ class MachineInfo:
     binary: str = ""  # simh: the simulator
     type: str = ""  # gxemul: -E, the machine type
     subtype: str = ""  # gxemul: -e, the model within the type
+    cpu: str = ""  # gxemul: -C, the CPU model
     memory: str = ""  # simh: the ini line setting memory ({mb})
     max_mb: int | None = None
 

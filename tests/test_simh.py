@@ -173,6 +173,10 @@ def test_gxemul_command_lines(tmp_path):
     d0 = write(tmp_path / "d0.img", "")
     assert gxemul.argv(cell("", "gxemul", disk), {"d0": d0}) == [
         "gxemul", "-q", "-E", "dec", "-e", "3max", "-M", "256", "-d", f"bdR:{d0}"]
+    malta = gxemul.build_launch(cell("linux-malta-mipsel", "gxemul"), {"kernel": d0},
+                                LaunchContext(tmp_path))
+    assert malta.argv == ["gxemul", "-q", "-E", "evbmips", "-e", "malta", "-C", "24KEc", "-M",
+                          "256", "-o", "console=ttyS0 panic=-1", str(d0)]
 
 
 # --- probes -----------------------------------------------------------------------

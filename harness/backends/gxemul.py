@@ -55,7 +55,7 @@ def argv(cell: Cell, images: dict[str, Path]) -> list[str]:
     g, m = cell.guest, machine(cell)
     assert m is not None
     out = ["gxemul", "-q", "-E", m.type, *(["-e", m.subtype] if m.subtype else []),
-           "-M", str(cell.memory_mb)]
+           *(["-C", m.cpu] if m.cpu else []), "-M", str(cell.memory_mb)]
     if g.boot.kind == "kernel":
         if g.boot.cdrom:
             out += ["-d", f"cR:{images[g.boot.cdrom]}"]

@@ -402,3 +402,28 @@ def test_a_readonly_unit_gets_the_cached_file_uncopied(tmp_path):
     assert launch.setup == [] and launch.teardown == []
     bad = guest_file(tmp_path, extra="simh: {attach: {rk0: d0}, readonly: [rk1]}\n")
     assert issues(bad) == [f"{bad}:7: simh.readonly: 'rk1' is not a unit of attach"]
+
+
+@pytest.mark.vm
+def test_simh_is_stopped_by_its_escape_and_quit_not_by_signals(tmp_path):
+    seeded()
+    packs = SHARED / "simh-unix-v6"
+    if not packs.is_dir():
+        pytest.skip(f"{packs} is not here (../shared/images)")
+    from harness.backends.transport import PTY, open_console
+
+    c = cell("simh-unix-v6-pdp11")
+    images = {f"rk{n}": packs / f"disk{n}.rk" for n in range(3)}
+    launch = simh.build_launch(c, images, LaunchContext(tmp_path))
+    for path, text in launch.files.items():
+        path.write_text(text)
+    for argv in launch.setup:
+        subprocess.run(argv, check=True)
+    vm = open_console(launch, tmp_path / "vmm.stderr", PTY)
+    seen, deadline = b"", time.monotonic() + 30
+    while b"@" not in seen and time.monotonic() < deadline:
+        seen += vm.read(0.5) or b""
+    assert b"@" in seen, seen
+    started = time.monotonic()
+    assert vm.stop(grace=5.0) == 0  # `quit` ends it with status 0; a signal would not
+    assert time.monotonic() - started < 5.0

@@ -12,9 +12,9 @@ per-cell copies so the cached image is never written (or the cached file with
 
 A TCP port the ini opens (`attach dci 1106`: the DC11 terminal lines) is
 rewritten to a port free now, so cells of one guest run side by side. A
-simulator stops on its escape character (Ctrl-E) and then `quit`s; SIGTERM
-only stops the simulated CPU (back to `sim>`), so the process group's SIGKILL
-after that is what ends a simulator that no longer reads its console.
+simulator is stopped by its escape character (Ctrl-E) and `quit`, so it
+closes its attached files itself and exits 0; SIGTERM (then SIGKILL) follows
+only if it is still running.
 Facts of Debian 12's simh 3.8.1: with no ini argument it runs `<name>.ini` of
 the current folder, and at the end of its standard input it prints `sim> `
 forever, so the probe gives it a command file that ends in `quit`.

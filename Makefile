@@ -9,7 +9,7 @@ VENV ?= .venv
 DEB_PACKAGES = qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-system-misc qemu-utils \
 	seabios ovmf ovmf-ia32 qemu-efi-aarch64 grub-pc-bin grub-efi-amd64-bin bochs bochsbios vgabios \
 	xorriso mtools python3-venv ca-certificates chromium chromium-driver \
-	tesseract-ocr tesseract-ocr-eng
+	tesseract-ocr tesseract-ocr-eng simh gxemul gcc-mipsel-linux-gnu
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN = $(VENV)/bin
 

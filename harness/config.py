@@ -36,6 +36,7 @@ from .model import (
     Needle,
     Quirk,
     QuirkRule,
+    SimhSetup,
     Still,
     Timeouts,
 )
@@ -74,7 +75,7 @@ GUEST_KEYS = (
     "id", "name", "os", "arch", "images", "boot", "firmware", "memory", "vcpus",
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
     "timeouts", "notes", "quirk_defs", "version", "verified", "tags", "evidence",
-    "machine", "cpu", "drives",
+    "machine", "cpu", "drives", "simh",
 )
 
 
@@ -125,9 +126,10 @@ def load_guest(path: Path) -> Guest:
         evidence=_evidence(c, m),
         tags=m.str_list("tags") or [],
         notes=m.get("notes", _text, ""),
-        machine=machine,
+        machine=_machine(c, m, arch, machine),
         cpu=cpu,
         drives=drives,
+        simh=_simh(c, m, images),
     )
     if c.issues:
         raise ConfigError(c.issues)
@@ -144,9 +146,15 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
     cd_too = kinds == ["kernel", "cdrom"]
     if cd_too:
         kinds = ["kernel"]
+    if not kinds and "bios" in b.data and b.data.keys() <= {"bios"}:
+        # the machine's firmware alone (a console ROM, e.g. the MicroVAX 3900's)
+        ref = b.get("bios", _str)
+        if ref is not None and ref not in images:
+            c.issue(b.line_of("bios"), b.path("bios"), f"no image named {shown(ref)} in images")
+        return BootSpec("firmware", bios=ref)
     if len(kinds) != 1:
         c.issue(b.line, "boot", f"needs exactly one of {', '.join(BOOT_KINDS)} "
-                "(a kernel boot may also attach a cdrom)")
+                "(a kernel boot may also attach a cdrom; bios alone boots the firmware)")
         return None
     kind = kinds[0]
     kernels: dict[str, str] = {}
@@ -188,6 +196,58 @@ def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None
         modules=tuple(modules),
         cdrom=b.get("cdrom", _str) if cd_too else None,
     )
+
+
+def _machine(c: _Checker, m: _Map, arch: str, name: str | None) -> str | None:
+    """`machine:` (syntax checked by config_board): an emulated machine of
+    data/machines.yaml for this architecture, or, where QEMU emulates the arch, a QEMU
+    board; an arch only SIMH or GXemul emulates takes only their machines."""
+    if name is None:
+        return None
+    known = [x.name for x in knowledge.machines().values() if x.arch == arch]
+    info = knowledge.arches().get(arch)
+    if name not in known and (info is None or not info.qemu):
+        c.issue(m.line_of("machine"), "machine",
+                f"{shown(name)} is not a {arch} machine of data/machines.yaml "
+                f"(one of: {', '.join(known) or 'none'})")
+        return None
+    return name
+
+
+def _simh(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> SimhSetup | None:
+    """`simh:` - the units images are attached to (per-cell copies; `readonly:` units
+    get the cached file read-only), the boot device and further simulator commands
+    (`ini:`, a list of lines)."""
+    s = m.sub("simh")
+    if s is None:
+        return None
+    s.keys(("attach", "readonly", "boot", "ini"))
+    attach: dict[str, str] = {}
+    a = s.sub("attach")
+    if a is not None:
+        for unit in a.data:
+            ref = a.get(unit, _str)
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", str(unit)):
+                c.issue(a.line_of(unit), a.path(unit), f"{shown(unit)}: expected a SIMH unit "
+                        "name such as rk0")
+            elif ref is not None and ref not in images:
+                c.issue(a.line_of(unit), a.path(unit), f"no image named {shown(ref)} in images")
+            elif ref is not None:
+                attach[str(unit).lower()] = ref
+    readonly = [u.lower() for u in s.str_list("readonly") or ()]
+    for unit in readonly:
+        if unit not in attach:
+            c.issue(s.line_of("readonly"), s.path("readonly"),
+                    f"{shown(unit)} is not a unit of attach")
+    return SimhSetup(attach=attach, readonly=tuple(readonly), boot=s.get("boot", _str),
+                     ini=tuple(s.str_list("ini", _ini_line) or ()))
+
+
+def _ini_line(v: Any) -> str:
+    text = _str(v)
+    if "\n" in text or "\r" in text:
+        raise _Bad("one simulator command per line")
+    return text
 
 
 def _bootfiles(c: _Checker, b: _Map) -> dict[str, str]:

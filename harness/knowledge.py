@@ -25,6 +25,7 @@ from .model import (
     FailureSignature,
     Guest,
     HostCheck,
+    MachineInfo,
     Quirk,
 )
 
@@ -142,10 +143,10 @@ def _backend(name: str, d: dict[str, Any]) -> BackendInfo:
 def arches() -> dict[str, ArchInfo]:
     return _entries("arches.yaml", lambda name, d: ArchInfo(
             name=name,
-            qemu=d["qemu"],
-            debian=d["debian"],
-            package=d["package"],
-            cpu_base=d["cpu_base"],
+            qemu=d.get("qemu", ""),  # "": QEMU does not run this architecture
+            debian=d.get("debian", ""),
+            package=d.get("package", ""),
+            cpu_base=d.get("cpu_base", ""),
             host=tuple(d.get("host", ())),
             machine=_strs(d.get("machine")),
             firmware=d.get("firmware", {}),
@@ -153,6 +154,31 @@ def arches() -> dict[str, ArchInfo]:
             nic=d.get("nic"),
             drives={str(k): tuple(str(x) for x in v) for k, v in (d.get("drives") or {}).items()},
         ))
+
+
+@functools.cache
+def machines() -> dict[str, MachineInfo]:
+    """data/machines.yaml: the SIMH simulators and GXemul machine types, by name."""
+    out = {}
+    for backend, entries in _table("machines.yaml").items():
+        for name, d in (entries or {}).items():
+            out[str(name)] = MachineInfo(
+                name=str(name), backend=str(backend), arch=str(d["arch"]),
+                description=str(d.get("description", "")), default=bool(d.get("default")),
+                binary=str(d.get("binary", "")), type=str(d.get("type", "")),
+                subtype=str(d.get("subtype", "")), cpu=str(d.get("cpu", "")),
+                memory=str(d.get("memory", "")),
+                max_mb=int(d["max_mb"]) if d.get("max_mb") is not None else None)
+    return out
+
+
+def machine_for(backend: str, guest: Guest) -> MachineInfo | None:
+    """The machine `backend` emulates for `guest`: its `machine:`, else the default of
+    its architecture; None if the backend has none for it."""
+    table = [m for m in machines().values() if m.backend == backend and m.arch == guest.arch]
+    if guest.machine is not None:
+        return next((m for m in table if m.name == guest.machine), None)
+    return next((m for m in table if m.default), None)
 
 
 @functools.cache
@@ -199,11 +225,14 @@ def signatures_for(os_family: str) -> tuple[FailureSignature, ...]:
 FIRMWARES = ("bios", "uefi")
 
 
-def guest_failures(guest: Guest) -> list[FailureSignature]:
-    """The guest's own failure signatures, then the built-ins of its OS family."""
+def guest_failures(guest: Guest, emulator: str = "") -> list[FailureSignature]:
+    """The guest's own failure signatures, then the built-ins of its OS family, then
+    the messages of the emulator (a backend kind: simh, gxemul) that say the guest
+    halted or trapped, which apply even without builtin_failures."""
     builtin = signatures_for(guest.os) if guest.builtin_failures else ()
     own = {f.name for f in guest.failures}
-    return [*guest.failures, *(f for f in builtin if f.name not in own)]
+    emulated = builtin_signatures().get(f"emulator {emulator}", ()) if emulator else ()
+    return [*guest.failures, *(f for f in (*builtin, *emulated) if f.name not in own)]
 
 
 @dataclass(frozen=True)

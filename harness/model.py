@@ -249,6 +249,34 @@ class BootSpec:
 
 
 @dataclass(frozen=True)
+class SimhSetup:
+    """A guest file's `simh:` section: what the simulator's ini does besides the
+    harness's own lines (the ROM, memory, the ini's TCP ports)."""
+
+    attach: dict[str, str] = field(default_factory=dict)  # unit (rk0) -> image name
+    readonly: tuple[str, ...] = ()  # units attached read-only (`attach -r`), uncopied
+    boot: str | None = None  # the `boot` command's device: rk0, cpu (a loaded ROM)
+    ini: tuple[str, ...] = ()  # further simulator commands, before the attaches
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    """One emulated machine of data/machines.yaml (SIMH simulators, GXemul -e types)."""
+
+    name: str
+    backend: str  # simh | gxemul
+    arch: str
+    description: str
+    default: bool = False
+    binary: str = ""  # simh: the simulator
+    type: str = ""  # gxemul: -E, the machine type
+    subtype: str = ""  # gxemul: -e, the model within the type
+    cpu: str = ""  # gxemul: -C, the CPU model
+    memory: str = ""  # simh: the ini line setting memory ({mb})
+    max_mb: int | None = None
+
+
+@dataclass(frozen=True)
 class Timeouts:
     total: float = 300.0
     stall: float = 60.0
@@ -309,15 +337,18 @@ class Guest:
     evidence: list[Evidence] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)  # free words: local, slow, installer...
     notes: str = ""
-    machine: str | None = None  # the board (QEMU -machine), instead of the arch's default
+    # the machine: a data/machines.yaml name (SIMH, GXemul) or QEMU's -machine (a board
+    # instead of the arch's default); None: the arch's default machine
+    machine: str | None = None
     cpu: str | None = None  # the CPU model and its properties (-cpu), instead of the arch's
     drives: tuple[Drive, ...] = ()
+    simh: SimhSetup | None = None  # the `simh:` section
 
     @property
     def board(self) -> bool:
-        """Whether the guest names QEMU board parts (machine, CPU, drives, no firmware)
-        that only QEMU's own backends can give it."""
-        return bool(self.machine or self.cpu or self.drives or self.boot.bios == NO_BIOS)
+        """Whether the guest names QEMU board parts (CPU, drives, no firmware) that only
+        QEMU's own backends can give it (a machine is each backend's own question)."""
+        return bool(self.cpu or self.drives or self.boot.bios == NO_BIOS)
 
     @property
     def required(self) -> list[Milestone]:

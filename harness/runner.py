@@ -121,7 +121,8 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
         return Attempt(None, str(exc), launch)
     assert cell.backend_info is not None, "cells come from plan.make_cell"
     transcript = Transcript(folder)
-    tracker = BootTracker(cell.guest.milestones, knowledge.guest_failures(cell.guest),
+    tracker = BootTracker(cell.guest.milestones,
+                          knowledge.guest_failures(cell.guest, cell.backend_info.kind),
                           cell.timeouts, cell.backend_info.failures, start=vm.started)
     screen_log = screen = None
     monitor: list[QMP] = []

@@ -182,3 +182,22 @@ def test_the_run_page_filters_by_architecture():
             "<option value='arm'>arm</option><option value='riscv64'>riscv64</option>") in page
     assert "data-guest='xv6-riscv64' data-arch='riscv64'" in page
     assert "r.dataset.arch!==ar" in page
+
+
+def test_one_machine_key_names_qemu_boards_and_the_other_emulators_machines():
+    """`machine:` is QEMU's -machine, or a data/machines.yaml machine: QEMU refuses the
+    other emulators' machines it does not have, they refuse QEMU's boards."""
+    hello = CATALOG["gxemul-testmips-hello"]
+    assert "does not emulate the testmips machine" in registry.get("tcg").why_not(
+        make_cell(hello, "tcg", "bios", hello.timeouts, 64))
+    assert registry.get("gxemul").why_not(make_cell(hello, "gxemul", "bios", hello.timeouts,
+                                                    64)) is None
+    malta = CATALOG["linux-malta-mipsel"]  # Malta: a board both emulate
+    for backend in ("tcg", "gxemul"):
+        assert registry.get(backend).why_not(
+            make_cell(malta, backend, "bios", malta.timeouts, 256)) is None, backend
+    board = replace(malta, machine="mipssim")  # a QEMU board GXemul does not have
+    assert registry.get("tcg").why_not(make_cell(board, "tcg", "bios", board.timeouts,
+                                                 256)) is None
+    assert "names QEMU board parts" in registry.get("gxemul").why_not(
+        make_cell(board, "gxemul", "bios", board.timeouts, 256))

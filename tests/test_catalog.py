@@ -187,15 +187,18 @@ def test_haxm_runs_one_vcpu_through_the_matrix_quirk():
 
 @pytest.mark.vm
 def test_every_local_guest_passes_under_tcg(tmp_path, cache):
+    """Under tcg, or under SIMH or GXemul for the machines QEMU does not emulate: each
+    local guest passes on one of them, and every other cell is a skip."""
     if SHARED.is_dir():
         assert harness("cache", "import", str(SHARED)).returncode == 0
-    proc = harness("run", "--tag", "local", "--backend", "tcg", "--jobs", "2",
-                   "--out", str(tmp_path), timeout=1500)
+    proc = harness("run", "--tag", "local", "--backend", "tcg", "--backend", "simh",
+                   "--backend", "gxemul", "--jobs", "2", "--out", str(tmp_path), timeout=1500)
     run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     cells = json.loads((run / "results.json").read_text())["cells"]
     local = {g.id for g in CATALOG.values() if "local" in g.tags}
-    assert {c["guest"] for c in cells} == local
-    bad = {c["id"]: (c["verdict"], c["reason"]) for c in cells if c["verdict"] != "pass"}
+    assert {c["guest"] for c in cells if c["verdict"] == "pass"} == local
+    bad = {c["id"]: (c["verdict"], c["reason"]) for c in cells
+           if c["verdict"] not in ("pass", "skip")}
     assert bad == {}, proc.stdout[-3000:]
     assert proc.returncode == 0
 

@@ -40,7 +40,7 @@ def test_the_shipped_guests_and_matrix_load():
     assert {"linux-busybox-x86_64", "linux-busybox-i386"} <= set(guests)
     matrix = load_matrix(GUESTS.parent / "matrix.yaml", guests)
     assert matrix.backends == ["tcg", "kvm", "nvmm", "haxm", "whpx", "hvf", "bochs", "vmd",
-                               "bhyve", "xen", "virtualbox"]
+                               "bhyve", "xen", "virtualbox", "simh", "gxemul"]
     assert matrix.firmware == ["bios", "uefi"]
 
 
@@ -57,7 +57,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
                             "id, name, os, arch, images, boot, firmware, memory, vcpus, console, "
                             "milestones, failures, builtin_failures, quirks, expect, timeouts, "
                             "notes, quirk_defs, version, verified, tags, evidence, machine, cpu, "
-                            "drives)"]
+                            "drives, simh)"]
 
 
 def test_levels_and_evidence(tmp_path):
@@ -182,7 +182,7 @@ def test_matrix_errors(tmp_path):
         load_matrix(path, guests)
     msgs = [str(i) for i in err.value.issues]
     assert f"{path}:2: backends[1]: expected one of tcg, kvm, nvmm, haxm, whpx, hvf, bochs, " \
-           "vmd, bhyve, xen, virtualbox, got 'vmware'" in msgs
+           "vmd, bhyve, xen, virtualbox, simh, gxemul, got 'vmware'" in msgs
     assert f"{path}:1: guests[1]: no guest file with id 'nope'" in msgs
     assert f"{path}:1: guests[2]: the pattern 'win-*' matches no guest" in msgs
     assert f"{path}:4: exclude[0]: an empty rule would exclude every cell" in msgs

@@ -40,14 +40,23 @@ EXPECTED = {
     "linux-busybox-x86_64-pvh.tcg-bios.log": ("userland", "busybox-harness-init", None, None),
     "linux-busybox-x86_64.tcg-bios.log": ("userland", "busybox-harness-init", None, None),
     "linux-busybox-x86_64.tcg-uefi.log": ("userland", "busybox-harness-init", None, None),
+    "linux-malta-mipsel.tcg-bios.log": ("kernel", "linux-banner", None, None),
     "memtest86plus.tcg-bios.log": ("kernel", "memtest-testing", None, None),
     "memtest86plus.tcg-uefi.log": ("kernel", "memtest-testing", None, None),
     "openbsd-5.8-amd64.vmm.log": ("kernel", "openbsd-kernel", None, None),
     "opensbi-uboot-riscv64.tcg-bios.log": ("firmware", "u-boot-prompt", None, None),
+    # the V6 login and shell lines carry their echoed answers ("login: root", "# ls /")
+    "simh-unix-v6-pdp11.simh-bios.log": ("kernel", "unix-v6-kernel", None, None),
+    "simh-vax-rom.simh-bios.log": ("firmware", "vax-console-prompt", None, None),
     "xen-4.17-dom0.tcg-bios.log": ("userland", "busybox-harness-init", None, None),
     "uclinux-cortex-m3.tcg-bios.log": ("userland", "busybox-init", None, None),
     "xv6-riscv64.tcg-bios.log": ("userland", "xv6-init", None, None),
 }
+
+
+# consoles where the harness typed answers at prompts (`send:`): fed whole, the prompt
+# and its echoed answer are one line ("login: root"), which no prompt sign matches
+ANSWERED = {"simh-unix-v6-pdp11.simh-bios.log"}
 
 
 def classify(data: bytes, chunk: int | None = None, source: str = "serial") -> Classifier:
@@ -93,7 +102,10 @@ def test_chunking_does_not_change_what_is_seen(name):
         if name in TYPED_AT:
             assert TYPED_AT[name] in bytewise and TYPED_AT[name] not in whole
             bytewise.remove(TYPED_AT[name])
-        assert bytewise == whole
+        if name in ANSWERED:  # a prompt is seen before its echoed answer, as it was live
+            assert [n for n in bytewise if n in whole] == whole and len(bytewise) > len(whole)
+        else:
+            assert bytewise == whole
 
 
 def test_what_the_transcripts_show_on_the_way():

@@ -68,7 +68,7 @@ def test_what_each_vmm_refuses_and_why(gid, backend, firmware, why):
 def test_the_matrix_lists_every_backend_and_skips_with_reasons():
     matrix = load_matrix(ROOT / "matrix.yaml", CATALOG)
     assert set(matrix.backends) == {"tcg", "kvm", "nvmm", "haxm", "whpx", "hvf", "bochs", "vmd",
-                                    "bhyve", "xen", "virtualbox"}
+                                    "bhyve", "xen", "virtualbox", "simh", "gxemul"}
     (c,) = expand(matrix, CATALOG, only=["grub-2.06-iso/bochs/bios"])
     g = CATALOG["grub-2.06-iso"]
     assert c.timeouts.stall == 5 * g.timeouts.stall  # bochs' time_factor

@@ -63,6 +63,9 @@ class Launch:
     console: str | None = None  # where argv serves the console; None: on its terminal
     terminal_argv: list[str] | None = None  # argv with the console on the terminal (repro.sh)
     trees: dict[Path, Path] = field(default_factory=dict)  # folder -> tar unpacked into it
+    # typed on the console, one by one, to end the VMM politely where it has no QMP
+    # (SIMH: its escape, Ctrl-E, then `quit`); signals follow if it is still running
+    stop_keys: tuple[bytes, ...] = ()
 
 
     def describe(self) -> str:

@@ -46,6 +46,8 @@ def _child_setup(stderr_path: str, parent: int, guard: vm_guard.Guard) -> None:
 class VMProcess:
     """One VMM process with its console on a pty."""
 
+    stop_keys: tuple[bytes, ...] = ()  # typed to end it politely (Launch.stop_keys)
+
     def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path | str | None = None,
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.argv = argv
@@ -142,8 +144,14 @@ class VMProcess:
         return self.exit_status
 
     def stop(self, grace: float = 2.0) -> int | None:
-        """End the VM: QMP quit, then SIGTERM to its group, then SIGKILL."""
+        """End the VM: QMP quit (or its stop keys typed), then SIGTERM to its group,
+        then SIGKILL."""
         try:
+            if self.stop_keys and self.alive():
+                for keys in self.stop_keys:
+                    self.write(keys)
+                    time.sleep(0.2)  # the VMM reads its escape before the next line
+                self.wait(grace)
             if self.alive() and self.qmp_socket is not None and (
                     isinstance(self.qmp_socket, str) or self.qmp_socket.exists()):
                 with contextlib.suppress(QMPError, OSError), QMP(self.qmp_socket, timeout=1.0) as q:

@@ -38,8 +38,17 @@ CONSOLE_CHARDEV = "console"
 
 def why_not(cell: Cell) -> str | None:
     """QEMU runs every guest file's boot; a UEFI cell needs this arch's firmware, a
-    network boot a boot file for the cell's firmware and a card that boots."""
+    network boot a boot file for the cell's firmware and a card that boots; a guest
+    naming another emulator's machine (data/machines.yaml) runs where QEMU emulates
+    that one; any other `machine:` is a QEMU board."""
     boot = cell.guest.boot
+    if boot.kind == "firmware":
+        return "QEMU boots no firmware-only guest (boot: {bios: …} alone)"
+    qemu_machine = cell.arch_info.machine.get(cell.firmware) if cell.arch_info else None
+    others = {m.name for m in knowledge.machines().values() if m.arch == cell.guest.arch}
+    if cell.guest.machine in others and cell.guest.machine != qemu_machine:
+        return (f"QEMU does not emulate the {cell.guest.machine} machine "
+                f"(its {cell.guest.arch} machine is {qemu_machine or 'none'})")
     if boot.kind == "network":
         if cell.firmware not in boot.bootfiles:
             return f"the guest names no network boot file for {cell.firmware}"
@@ -88,6 +97,8 @@ def runs_arch(info: BackendInfo, guest_arch: str, host: HostFacts) -> str | None
     if why:
         return why
     arch = knowledge.arches()[guest_arch]
+    if not arch.qemu:
+        return f"QEMU emulates no {guest_arch} machine (arches.yaml names no binary)"
     q = qemu_info(arch.qemu)
     if q.error:
         return f"{q.error} (Debian package {arch.package})"

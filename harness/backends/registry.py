@@ -46,7 +46,9 @@ class Backend:
             return f"{self.name} cannot type keys into the guest: serial-console guests only"
         if cell.guest.boot.kind == "network" and not self.can("netboot"):
             return f"{self.name} cannot serve a network boot's TFTP tree"
-        if cell.guest.board and not self.can("boards"):
+        if not self.can("boards") and (cell.guest.board or (
+                cell.guest.machine is not None
+                and knowledge.machine_for(self.info.kind, cell.guest) is None)):
             return (f"{self.name} emulates its own machine; this guest names QEMU board "
                     f"parts (machine, cpu, drives or bios: none)")
         return self.module.why_not(cell)

@@ -68,11 +68,15 @@ connect = addresses.connect
 def open_console(launch: Launch, stderr_path: Path, transport: str) -> VMProcess:
     """Start the launch's VMM with its console on `transport`: the pty; the socket
     the launch serves it on; or, for a VMM whose console is its stdout, pipes."""
+    vm: VMProcess
     if transport == PTY:
-        return VMProcess(launch.argv, stderr_path, launch.monitor)
-    if launch.console is not None:
-        return SocketVM(launch.argv, stderr_path, launch.console, launch.monitor)
-    return PipeVM(launch.argv, stderr_path, launch.monitor)
+        vm = VMProcess(launch.argv, stderr_path, launch.monitor)
+    elif launch.console is not None:
+        vm = SocketVM(launch.argv, stderr_path, launch.console, launch.monitor)
+    else:
+        vm = PipeVM(launch.argv, stderr_path, launch.monitor)
+    vm.stop_keys = launch.stop_keys
+    return vm
 
 
 def _spawn(argv: list[str], stderr_path: Path, stdin: int, stdout: int,

@@ -44,6 +44,8 @@ RECIPES: dict[str, RecipeSpec] = {
     "linux-pvh": RecipeSpec({"kernel": "image"}, ("kernel",)),
     # a GRUB 2 rescue ISO (BIOS and UEFI) holding images and a grub.cfg
     "grub-iso": RecipeSpec({"files": "images", "config": "text"}, ("files", "config")),
+    # a freestanding program: C `source` through a (cross) compiler `cc` with `cflags`
+    "cc": RecipeSpec({"cc": "str", "source": "text", "cflags": "list"}, ("cc", "source")),
 }
 
 
@@ -159,10 +161,20 @@ def _plan_grub_iso(cache: Cache, params: dict, inputs: Inputs, offline: bool,
     return digests, lambda: grub_iso({iso: p for iso, (_, p) in files.items()}, config)
 
 
+def _plan_cc(cache: Cache, params: dict, inputs: Inputs, offline: bool,
+             log: Callable[[str], None]) -> Plan:
+    cc, source, flags = params["cc"], params["source"], list(params.get("cflags") or [])
+    digests = {"source": hashlib.sha256(source.encode()).hexdigest(),
+               "cflags": hashlib.sha256("\0".join(flags).encode()).hexdigest(),
+               "cc": _cc_version(cc)}
+    return digests, lambda: compile_c(cc, source, flags)
+
+
 _PLANS = {
     "busybox-initramfs": _plan_busybox_initramfs,
     "linux-pvh": _plan_linux_pvh,
     "grub-iso": _plan_grub_iso,
+    "cc": _plan_cc,
 }
 
 
@@ -237,4 +249,28 @@ def grub_iso(files: dict[str, Path], config: str) -> bytes:
         if proc.returncode != 0 or not out.exists():
             tail = " / ".join(proc.stderr.strip().splitlines()[-3:])
             raise RecipeError(f"grub-mkrescue failed: {tail}")
+        return out.read_bytes()
+
+
+# --- cc ------------------------------------------------------------------------
+
+
+def _cc_version(cc: str) -> str:
+    if shutil.which(cc) is None:
+        raise RecipeError(f"{cc} not found (a cross compiler: Debian's gcc-mipsel-linux-gnu "
+                          "installs mipsel-linux-gnu-gcc)")
+    out = subprocess.run([cc, "-dumpfullversion"], capture_output=True, text=True)
+    return out.stdout.strip() or "?"
+
+
+def compile_c(cc: str, source: str, flags: list[str]) -> bytes:
+    """The linked program `cc` makes of `source` (no build id: the same bytes each time)."""
+    with tempfile.TemporaryDirectory(prefix="cc-") as tmp:
+        src, out = Path(tmp) / "program.c", Path(tmp) / "program"
+        src.write_text(source)
+        proc = subprocess.run([cc, *flags, "-Wl,--build-id=none", "-o", str(out), str(src)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            tail = " / ".join(proc.stderr.strip().splitlines()[-3:])
+            raise RecipeError(f"{cc} failed: {tail}")
         return out.read_bytes()

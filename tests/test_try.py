@@ -108,3 +108,14 @@ def test_a_long_status_line_is_waited_for_by_what_proved_the_phase():
                   re.compile("Status: Testing")), line, "serial", 1.0)
     (m,) = milestones(Observation("pass", "kernel", "x", "x", [s], []))
     assert m["pattern"] == "Status: +Testing"
+
+
+def test_a_screen_replaced_at_once_is_an_optional_milestone():
+    """A run polls the screen and may miss what was there for a moment; the last line and
+    the lines that stayed are required."""
+    seen = [Seen(sign("seabios", "firmware"), "SeaBIOS (version 1.16)", "screen", 0.2),
+            Seen(sign("booting", "firmware"), "Booting from ROM...", "screen", 0.3),
+            Seen(sign("memtest", "kernel"), "Memtest86+ v6.10", "serial", 5.0),
+            Seen(sign("testing", "kernel"), "Status: Testing", "screen", 5.5)]
+    ms = milestones(Observation("pass", "kernel", "x", "x", seen, []))
+    assert [m.get("optional", False) for m in ms] == [True, False, False, False]

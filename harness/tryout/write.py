@@ -23,6 +23,9 @@ from .source import Tried
 
 ASKING = ("menu", "question", "prompt", "shell")  # signs that wait for an answer
 MAX_PATTERN = 48  # characters of a line kept in its pattern: distinctive, not brittle
+# a screen replaced this soon by the next sighting (SeaBIOS's "Booting from ROM..." under
+# a kernel that clears it) may fall between two polls of a run: an optional milestone
+FLEETING = 2.0
 _SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
 # an Enter typed ahead of a prompt repeats it on its line ("g4u> g4u> "): a run that
 # presses no Enter early sees it once
@@ -68,7 +71,7 @@ def milestones(obs: Observation) -> list[dict[str, Any]]:
     names: set[str] = set()
     previous = 0.0
     answered = [a for a in obs.answers if a.effect and a.text != "mouse"]
-    for s in chosen:
+    for i, s in enumerate(chosen):
         name = s.sign.name
         n = 2
         while name in names:
@@ -77,6 +80,9 @@ def milestones(obs: Observation) -> list[dict[str, Any]]:
         m: dict[str, Any] = {"name": name, "source": s.source,
                              "pattern": pattern_of(_evidence(s), s.source),
                              "timeout": _timeout(s.at - previous)}
+        if (s.source == "screen" and i + 1 < len(chosen)
+                and chosen[i + 1].at - s.at < FLEETING):
+            m["optional"] = True
         previous = s.at
         out.append(m)
     for a in answered:  # the last milestone seen before the answer gets it, if it asked

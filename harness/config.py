@@ -17,6 +17,7 @@ from typing import Any
 
 from . import knowledge
 from .config_images import _images
+from .config_payload import payload_dir, payload_steps
 from .console.keys import KeyNameError, combo, combos_for_text
 from .files import SAFE_NAME_RULE, safe_name
 from .model import (
@@ -72,6 +73,7 @@ GUEST_KEYS = (
     "id", "name", "os", "arch", "images", "boot", "firmware", "memory", "vcpus",
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
     "timeouts", "notes", "quirk_defs", "version", "verified", "tags", "evidence",
+    "payload", "payload_dir",
 )
 
 
@@ -121,6 +123,8 @@ def load_guest(path: Path) -> Guest:
         evidence=_evidence(c, m),
         tags=m.str_list("tags") or [],
         notes=m.get("notes", _text, ""),
+        payload=payload_steps(c, m, milestones),
+        payload_dir=payload_dir(c, m, path.parent),
     )
     if c.issues:
         raise ConfigError(c.issues)
@@ -438,8 +442,8 @@ def _cannot_apply(backend: str, quirk: Quirk) -> str | None:
 
 def _expectations(c: _Checker, m: _Map, with_guest: bool) -> list[Expectation]:
     out = []
-    allowed = ("guest", "backend", "firmware", "reason", "link") if with_guest else (
-        "backend", "firmware", "reason", "link")
+    allowed = ("guest", "backend", "firmware", "reason", "link", "tests") if with_guest else (
+        "backend", "firmware", "reason", "link", "tests")
     for key, line, value in c.items(m, "expect"):
         e = c.mapping(value, key, line)
         if e is None:
@@ -451,6 +455,7 @@ def _expectations(c: _Checker, m: _Map, with_guest: bool) -> list[Expectation]:
             backend=e.get("backend", _str, "*"),
             firmware=e.get("firmware", _str, "*"),
             link=e.get("link", _str),
+            tests=tuple(e.str_list("tests") or ()),
         ))
     return out
 

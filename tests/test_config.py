@@ -56,7 +56,8 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
     assert issues(path) == [f"{path}:9: colour: unknown key (allowed here: "
                             "id, name, os, arch, images, boot, firmware, memory, vcpus, console, "
                             "milestones, failures, builtin_failures, quirks, expect, timeouts, "
-                            "notes, quirk_defs, version, verified, tags, evidence)"]
+                            "notes, quirk_defs, version, verified, tags, evidence, payload, "
+                            "payload_dir)"]
 
 
 def test_levels_and_evidence(tmp_path):

@@ -22,6 +22,7 @@ from typing import Any
 from .. import knowledge
 from ..files import safe_name
 from .history import Comparison, History
+from .testpage import tests_section
 
 VERDICTS = ("pass", "xfail", "xpass", "crash", "hang", "timeout", "fail", "error", "skip")
 CONSOLE_LINES = 4000  # a cell page shows at most this many console lines (the file has all)
@@ -243,6 +244,7 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
         facts.append(("divergence", json.dumps(cell["divergence"])))
     out.append("<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(val)}</td></tr>"
                                    for k, val in facts if val not in (None, "")) + "</table>")
+    out.append(tests_section(cell))
     charts = False
     series = _timeline(results, cell, previous)
     if series:

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import knowledge
 from .config_images import _images
-from .config_payload import payload_dir, payload_steps
+from .config_payload import payload_dir, payload_steps, payload_to
 from .console.keys import KeyNameError, combo, combos_for_text
 from .files import SAFE_NAME_RULE, safe_name
 from .model import (
@@ -73,7 +73,7 @@ GUEST_KEYS = (
     "id", "name", "os", "arch", "images", "boot", "firmware", "memory", "vcpus",
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
     "timeouts", "notes", "quirk_defs", "version", "verified", "tags", "evidence",
-    "payload", "payload_dir",
+    "payload", "payload_dir", "payload_to",
 )
 
 
@@ -125,6 +125,7 @@ def load_guest(path: Path) -> Guest:
         notes=m.get("notes", _text, ""),
         payload=payload_steps(c, m, milestones),
         payload_dir=payload_dir(c, m, path.parent),
+        payload_to=payload_to(m),
     )
     if c.issues:
         raise ConfigError(c.issues)

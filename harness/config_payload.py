@@ -9,6 +9,7 @@ from typing import Any
 from .model import CASE_STATUSES, RESULT_FORMATS, Milestone, PayloadStep
 from .validate import _Bad, _Checker, _Map, _one_of, _positive, _regex, _str, _text, shown
 
+DEFAULT_TO = "/tmp/payload"
 STEP_KEYS = ("name", "run", "after", "timeout", "results", "shell", "until", "pattern",
              "statuses", "file")
 SHELLS = ("posix", "raw")
@@ -84,8 +85,21 @@ def _statuses(c: _Checker, s: _Map) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def payload_to(m: _Map) -> str:
+    """`payload_to:` where the payload folder goes in the guest (an absolute path)."""
+    return m.get("payload_to", _absolute, DEFAULT_TO)
+
+
+def _absolute(v: Any) -> str:
+    text = _str(v)
+    if not text.startswith("/") or any(c in text for c in "\n'\"$`\\"):
+        raise _Bad(f"expected an absolute path without quotes or $, got {shown(text)}")
+    return text
+
+
 def payload_dir(c: _Checker, m: _Map, base: Path) -> Path | None:
-    """`payload_dir:` a folder beside the guest file, attached as a CD (ISO 9660)."""
+    """`payload_dir:` a folder beside the guest file, typed into the guest over its
+    console before the steps run (payload/deliver.py)."""
     rel = m.get("payload_dir", _str)
     if rel is None:
         return None

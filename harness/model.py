@@ -86,6 +86,7 @@ class PayloadStep:
     pattern: re.Pattern[str] | None = None  # lines: groups `name` and (optional) `status`
     statuses: tuple[tuple[str, str], ...] = ()  # lines: status word -> passed|failed|skipped
     file: str | None = None  # the results are this file in the guest, sent back base64
+    setup: bool = False  # the harness's own step (the payload folder typed in): no test case
 
 
 @dataclass
@@ -329,7 +330,8 @@ class Guest:
     tags: list[str] = field(default_factory=list)  # free words: local, slow, installer...
     notes: str = ""
     payload: list[PayloadStep] = field(default_factory=list)  # run after the last milestone
-    payload_dir: Path | None = None  # a folder attached to the guest as an ISO 9660 CD
+    payload_dir: Path | None = None  # a folder typed into the guest before the steps
+    payload_to: str = "/tmp/payload"  # where in the guest that folder goes
 
     @property
     def required(self) -> list[Milestone]:

@@ -152,15 +152,17 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
                 transcript.note(time.monotonic() - vm.started, str(exc))  # fault: an error
                 return Attempt(None, str(exc), launch, time.monotonic() - started)
             if outcome.end == "complete" and cell.guest.payload:
+                from .payload.deliver import guest_steps
                 from .payload.run import run_payload
 
                 try:
-                    payload = run_payload(vm, cell.guest.payload,
+                    payload = run_payload(vm, guest_steps(cell.guest),
                                           knowledge.guest_failures(cell.guest), transcript,
                                           ctx.stop)
-                except (PatternTimeout, ConsoleLost) as exc:
-                    transcript.note(time.monotonic() - vm.started, str(exc))
-                    return Attempt(None, str(exc), launch, time.monotonic() - started)
+                except (PatternTimeout, ConsoleLost, OSError) as exc:
+                    why = f"payload: {exc}"
+                    transcript.note(time.monotonic() - vm.started, why)
+                    return Attempt(None, why, launch, time.monotonic() - started)
         if ctx.interactive and launch.monitor is not None:
             hand_over(vm, transcript, vm.started, qmp)
     finally:

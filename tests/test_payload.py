@@ -273,3 +273,13 @@ def test_payload_mistakes_are_file_line_key_messages(tmp_path):
     assert "g1.yaml:14: payload[4].after: 'kernel': payload steps run after the last" in text
     assert "payload[5].statuses.OK: expected one of passed, failed, skipped, error" in text
     assert "g1.yaml:16: payload_dir: 'nowhere': no such folder" in text
+
+
+def test_an_unfinished_posix_step_parses_its_output_not_the_echo():
+    step = PayloadStep(name="t", run="echo 'PASS fake'; sleep 9", results="lines", timeout=1)
+    echo = typed(step, "abc123").encode()
+    end = follow(step, [(0.1, echo), (0.2, b"@@GH:abc123:B@@\r\nPASS real\r\n")])
+    assert end.end == "timeout" and "PASS fake" not in end.text
+    outcome = PayloadOutcome()
+    conclude(step, end, outcome)
+    assert [(c.name, c.status) for c in outcome.cases] == [("real", "passed")]

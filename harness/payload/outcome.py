@@ -50,7 +50,10 @@ def conclude(step: PayloadStep, end: StepEnd, outcome: PayloadOutcome) -> bool:
         parsed = exc.partial
         problem = problem or f"results ({step.results}) do not parse: {exc}"
     cases = [TestCase(n, s, step.name, o) for n, s, o in parsed.cases]
-    if step.results == "none" and end.end == "done":
+    if step.setup:  # the harness's own step: a failure is the harness's side, no test
+        if end.end == "done" and status not in (0, None):
+            problem = problem or f"failed with status {status}: {_tail(text)[-200:].strip()}"
+    elif step.results == "none" and end.end == "done":
         failed = status not in (0, None)
         cases.append(TestCase(step.name, "failed" if failed else "passed", step.name,
                               _tail(text) if failed else ""))
@@ -58,6 +61,8 @@ def conclude(step: PayloadStep, end: StepEnd, outcome: PayloadOutcome) -> bool:
     if running is not None:
         cases.append(TestCase(running, "error", step.name, _why(step, end)))
     outcome.cases.extend(cases)
+    if step.setup and end.end == "done" and problem is None:
+        return True  # not listed: one line of a file typed in
     outcome.steps.append({"name": step.name, "end": end.end, "status": status,
                           "duration_s": round(end.t, 3), "tests": len(cases)})
     if end.end != "done":

@@ -123,7 +123,7 @@ def parse_tap(text: str) -> Parsed:
 def _add_output(out: Parsed, index: int, line: str) -> None:
     name, status, text = out.cases[index]
     joined = f"{text}\n{line}" if text else line
-    out.cases[index] = (name, status, joined[:OUTPUT_CHARS])
+    out.cases[index] = (name, status, joined.strip()[:OUTPUT_CHARS])
 
 
 # --- JUnit XML (also kyua report-junit) -----------------------------------------------

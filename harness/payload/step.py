@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..console.matcher import Event, Matcher
 from ..console.tracker import CRASH_GRACE, CRASH_QUIET
 from ..model import PayloadStep
-from .framing import Framed, end_pattern, take_apart
+from .framing import Framed, end_pattern, marker, take_apart
 
 WINDOW = 4096  # characters searched again for an `until:` match split across reads
 
@@ -105,4 +105,8 @@ class StepReader:
         return self.result
 
     def _end(self, end: str, now: float, framed: Framed | None = None) -> None:
-        self.result = StepEnd(end, now - self.start, self.text, framed, self.failure)
+        text = self.text
+        if self.step.shell == "posix" and framed is None:  # unfinished: the output so far,
+            begin = text.find(marker(self.token, "B"))  # not the echoed command line
+            text = text[begin + len(marker(self.token, "B")):] if begin >= 0 else ""
+        self.result = StepEnd(end, now - self.start, text, framed, self.failure)

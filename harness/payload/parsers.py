@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import regex
+
 DEFAULT_STATUSES = {
     "ok": "passed", "pass": "passed", "passed": "passed",
     "fail": "failed", "failed": "failed", "not ok": "failed",
@@ -211,7 +213,12 @@ def parse_lines(text: str, pattern: re.Pattern[str] | None,
     table = {**DEFAULT_STATUSES, **{k.lower(): v for k, v in (statuses or {}).items()}}
     out = Parsed()
     text = text.replace("\r", "")
-    for m in pattern.finditer(text):
+    try:  # the `regex` engine, for its time limit: a guest's pattern cannot freeze a run
+        found = list(_bounded(pattern).finditer(text, timeout=PATTERN_SECONDS))
+    except TimeoutError:
+        raise ResultsError(f"the lines pattern took over {PATTERN_SECONDS:g} s; "
+                           "simplify it") from None
+    for m in found:
         name = (m.group("name") or "").strip()
         word = m.groupdict().get("status")
         if not name:
@@ -226,6 +233,16 @@ def parse_lines(text: str, pattern: re.Pattern[str] | None,
         out.cases.append((name, status, m.group(0).strip() if status != "passed" else ""))
         out.running = None  # a test that ended after it: that one did not hang
     return out
+
+
+PATTERN_SECONDS = 5.0
+
+
+def _bounded(pattern: re.Pattern[str]) -> regex.Pattern[str]:
+    flags = pattern.flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE)
+    if pattern.flags & re.ASCII:
+        flags |= regex.ASCII
+    return regex.compile(pattern.pattern, flags | regex.VERSION0)
 
 
 def parse(kind: str, text: str, pattern: re.Pattern[str] | None = None,

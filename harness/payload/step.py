@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..console.engine import compile_pattern
 from ..console.matcher import Event, Matcher
 from ..console.tracker import CRASH_GRACE, CRASH_QUIET
 from ..model import PayloadStep
@@ -43,6 +44,9 @@ class StepReader:
         self.crash_at: float | None = None
         self.result: StepEnd | None = None
         self._end_re = end_pattern(token)
+        # `until:` at a bounded cost (RE2, or a time budget): PatternTimeout past it
+        self._until = (compile_pattern(step.until, f"payload step {step.name!r} until pattern")
+                       if step.until is not None else None)
 
     @property
     def text(self) -> str:
@@ -76,7 +80,7 @@ class StepReader:
         if step.shell == "posix":
             if self._end_re.search(window):
                 self._end("done", now, take_apart(self.text, self.token, step.file is not None))
-        elif step.until is not None and step.until.search(window):
+        elif self._until is not None and self._until.search(window):
             self._end("done", now)
 
     def exited(self, now: float) -> StepEnd:

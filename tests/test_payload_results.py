@@ -76,6 +76,8 @@ def test_a_test_that_regressed_since_the_last_run_per_backend(tmp_path):
     assert c.regressions == []  # the boots still pass
     assert [(t.cell_id, t.name, t.before, t.after) for t in c.test_regressions] == [
         ("g/nvmm/bios", "a", "passed", "error"), ("g/tcg/bios", "b", "passed", "failed")]
+    html = testpage.test_regressions(c.test_regressions)
+    assert "g/nvmm/bios: a: passed → error (vs r1)" in html
 
 
 def test_tests_failing_on_one_backend_only():

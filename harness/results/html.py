@@ -22,7 +22,7 @@ from typing import Any
 from .. import knowledge
 from ..files import safe_name
 from .history import Comparison, History
-from .testpage import tests_section
+from .testpage import test_regressions, tests_section
 
 VERDICTS = ("pass", "xfail", "xpass", "crash", "hang", "timeout", "fail", "error", "skip")
 CONSOLE_LINES = 4000  # a cell page shows at most this many console lines (the file has all)
@@ -326,6 +326,7 @@ def history_page(h: History, comparison: Comparison | None, last: int = 10) -> s
     out = [f"<h1>History</h1><p class=muted>{len(runs)} runs recorded; the last {last} shown</p>"]
     if comparison is not None:
         out.append(f"<p>Run {esc(comparison.run_id)}:</p>" + _changes(comparison))
+        out.append(test_regressions(comparison.test_regressions))
     flaky = h.flaky(last)
     out.append("<h2>Flaky cells</h2><p class=muted>verdict changed while the images and the "
                "harness stayed the same</p><ul id=flaky>" + "".join(

@@ -3,6 +3,7 @@ output, and the steps (kept apart from html.py, which calls `tests_section`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
@@ -48,3 +49,13 @@ def tests_section(cell: dict[str, Any]) -> str:
                        f"<td>{_esc(s.get('status'))}</td><td>{_esc(s.get('duration_s'))}</td>"
                        f"<td>{_esc(s.get('tests'))}</td></tr>" for s in steps) + "</table>")
     return "".join(out)
+
+
+def test_regressions(changes: Sequence[Any]) -> str:
+    """The history page's list of payload tests that regressed, per cell (backend)."""
+    if not changes:
+        return ""
+    return ("<h2>Tests that regressed</h2><p class=muted>passed in the cell's previous run, "
+            "fail now (per backend)</p><ul id=test-regressions>" + "".join(
+                f"<li>{_esc(t.cell_id)}: {_esc(t.name)}: {_esc(t.before)} → {_esc(t.after)} "
+                f"(vs {_esc(t.baseline_run)})</li>" for t in changes) + "</ul>")

@@ -27,6 +27,9 @@ def payload_steps(c: _Checker, m: _Map, milestones: list[Milestone]) -> list[Pay
     out: list[PayloadStep] = []
     seen: set[str] = set()
     last = milestones[-1].name if milestones else None
+    if "payload" in m.data and m.data.get("console", "serial") != "serial":
+        c.issue(m.line_of("payload"), "payload", "steps are typed and read on a serial "
+                "console (console: serial)")
     for key, line, value in c.items(m, "payload"):
         s = c.mapping(value, key, line)
         if s is None:

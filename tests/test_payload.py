@@ -283,3 +283,22 @@ def test_an_unfinished_posix_step_parses_its_output_not_the_echo():
     outcome = PayloadOutcome()
     conclude(step, end, outcome)
     assert [(c.name, c.status) for c in outcome.cases] == [("real", "passed")]
+
+
+def test_a_payload_needs_a_serial_console(tmp_path):
+    path = write(tmp_path / "guests" / "g1.yaml", textwrap.dedent("""\
+        id: g1
+        os: linux
+        arch: x86_64
+        images:
+          kernel: {file: vmlinuz}
+        boot: {kernel: kernel}
+        console: screen
+        milestones:
+          - {name: shell, pattern: '# $'}
+        payload:
+          - {name: t, run: ./t}
+        """))
+    with pytest.raises(ConfigError, match=r"g1.yaml:10: payload: steps are typed and read on "
+                                          r"a serial console"):
+        load_guest(path)

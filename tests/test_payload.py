@@ -302,3 +302,10 @@ def test_a_payload_needs_a_serial_console(tmp_path):
     with pytest.raises(ConfigError, match=r"g1.yaml:10: payload: steps are typed and read on "
                                           r"a serial console"):
         load_guest(path)
+
+
+def test_markers_split_across_one_byte_reads():
+    step = PayloadStep(name="t", run="./t", results="tap")
+    console = b"@@GH:abc123:B@@\r\n1..1\r\nok 1 - one\r\n\r\n@@GH:abc123:E:0@@\r\n/ # "
+    end = follow(step, [(i / 1000, console[i:i + 1]) for i in range(len(console))])
+    assert end.end == "done" and end.framed.status == 0 and end.framed.output == "1..1\nok 1 - one"

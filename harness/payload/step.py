@@ -18,6 +18,7 @@ from ..model import PayloadStep
 from .framing import Framed, end_pattern, marker, take_apart
 
 WINDOW = 4096  # characters searched again for an `until:` match split across reads
+MARKER_SPAN = 64  # characters kept for an end marker split across reads (it has ~30)
 
 
 @dataclass
@@ -68,17 +69,20 @@ class StepReader:
             if ev.fatal and self.failure is None:
                 self.failure, self.crash_at = ev, now
         if feed.text:
+            # the end marker is short: the new text and a few characters before it do;
+            # an `until:` match may span lines: the last WINDOW characters
+            keep = WINDOW if self._until is not None else MARKER_SPAN
             window = self.tail + feed.text
             if self.crash_at is None:
                 self._look_for_end(window, now)
-            self.tail = window[-WINDOW:]
+            self.tail = window[-keep:]
         return feed.text
 
     def _look_for_end(self, window: str, now: float) -> None:
         """The end marker or `until:` in the last reads (bounded: linear in the output)."""
         step = self.step
         if step.shell == "posix":
-            if self._end_re.search(window):
+            if "@@" in window and self._end_re.search(window):
                 self._end("done", now, take_apart(self.text, self.token, step.file is not None))
         elif self._until is not None and self._until.search(window):
             self._end("done", now)

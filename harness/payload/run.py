@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # the VM process needs pexpect: imported by the runner, late
     from ..backends.process import VMProcess
 
 TICK = 0.1
-SMALL, GATHER = 4096, 0.01  # a read under SMALL bytes: wait GATHER s before the next
 
 
 def run_payload(vm: VMProcess, steps: Sequence[PayloadStep],
@@ -47,8 +46,6 @@ def run_payload(vm: VMProcess, steps: Sequence[PayloadStep],
                 break
             if data:
                 transcript.write(data, reader.feed(data, now), now - vm.started)
-                if len(data) < SMALL:  # a serial port hands over a few bytes at a time:
-                    time.sleep(GATHER)  # let some gather rather than wake for each
             if stop is not None and stop.is_set():
                 reader.interrupt(now)
             reader.tick(now)

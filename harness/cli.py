@@ -537,8 +537,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INCOMPLETE
     elif args.fail_on == "regression":  # no history to compare with fails safe
         return 1 if changes is None or changes.regressions or changes.test_regressions else 0
-    elif outcome.interrupted:
-        return outcome.exit_status(args.strict)
+    if outcome.interrupted:
+        return outcome.exit_status(args.strict)  # 130
     from .verdict import counts_as_failure
 
     return 1 if any(counts_as_failure(r, args.strict, args.fail_on)

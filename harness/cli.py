@@ -144,9 +144,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retries", type=_count(0, MAX_RETRIES), metavar="N",
                      help="re-run a failing cell up to N times (default: the matrix's)")
     run.add_argument("--strict", action="store_true", help="an xpass counts as a failure")
-    run.add_argument("--fail-on", choices=("any", "regression"), default="any",
-                     help="exit 1 when any cell fails (default), or only when a cell that "
-                          "passed in its previous recorded run fails now (nightly CI)")
+    run.add_argument("--fail-on", choices=("any", "tests", "regression"), default="any",
+                     help="exit 1 when any cell fails or reports failed tests (default), only "
+                          "when a payload reports failed tests (tests), or only when a cell "
+                          "or a test that passed in its previous recorded run fails now "
+                          "(regression: nightly CI)")
     run.add_argument("--rerun-failures", type=_count(0, MAX_RETRIES), default=0, metavar="N",
                      help="re-run each failing cell N more times; a cell whose reruns disagree "
                           "is marked flaky in results.json")
@@ -549,8 +551,13 @@ def cmd_run(args: argparse.Namespace) -> int:
               + "\n  ".join(outcome.store.lost.values()), file=sys.stderr)
         return EXIT_INCOMPLETE
     elif args.fail_on == "regression":  # no history to compare with fails safe
-        return 1 if changes is None or changes.regressions else 0
-    return outcome.exit_status(args.strict)
+        return 1 if changes is None or changes.regressions or changes.test_regressions else 0
+    if outcome.interrupted:
+        return outcome.exit_status(args.strict)  # 130
+    from .verdict import counts_as_failure
+
+    return 1 if any(counts_as_failure(r, args.strict, args.fail_on)
+                    for r in outcome.results) else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -852,6 +859,9 @@ def _pages(run_dir: Path) -> Comparison | None:
           f"{len(changes.fixes)} fixes since the previous runs)")
     for c in changes.regressions:
         print(f"  REGRESSION {c.cell_id}: {c.before} -> {c.after} (vs {c.baseline_run})")
+    for t in changes.test_regressions:
+        print(f"  TEST REGRESSION {t.cell_id}: {t.name}: {t.before} -> {t.after} "
+              f"(vs {t.baseline_run})")
     return changes
 
 

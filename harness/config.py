@@ -18,6 +18,7 @@ from typing import Any
 from . import knowledge
 from .config_board import board
 from .config_images import _images
+from .config_payload import payload_dir, payload_steps, payload_to
 from .console.keys import KeyNameError, combo, combos_for_text
 from .files import SAFE_NAME_RULE, safe_name
 from .model import (
@@ -76,6 +77,7 @@ GUEST_KEYS = (
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
     "timeouts", "notes", "quirk_defs", "version", "verified", "tags", "evidence",
     "machine", "cpu", "drives", "simh",
+    "payload", "payload_dir", "payload_to",
 )
 
 
@@ -130,6 +132,9 @@ def load_guest(path: Path) -> Guest:
         cpu=cpu,
         drives=drives,
         simh=_simh(c, m, images),
+        payload=payload_steps(c, m, milestones),
+        payload_dir=payload_dir(c, m, path.parent),
+        payload_to=payload_to(m),
     )
     if c.issues:
         raise ConfigError(c.issues)
@@ -507,8 +512,8 @@ def _cannot_apply(backend: str, quirk: Quirk) -> str | None:
 
 def _expectations(c: _Checker, m: _Map, with_guest: bool) -> list[Expectation]:
     out = []
-    allowed = ("guest", "backend", "firmware", "reason", "link") if with_guest else (
-        "backend", "firmware", "reason", "link")
+    allowed = ("guest", "backend", "firmware", "reason", "link", "tests") if with_guest else (
+        "backend", "firmware", "reason", "link", "tests")
     for key, line, value in c.items(m, "expect"):
         e = c.mapping(value, key, line)
         if e is None:
@@ -520,6 +525,7 @@ def _expectations(c: _Checker, m: _Map, with_guest: bool) -> list[Expectation]:
             backend=e.get("backend", _str, "*"),
             firmware=e.get("firmware", _str, "*"),
             link=e.get("link", _str),
+            tests=tuple(e.str_list("tests") or ()),
         ))
     return out
 

@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from .backends.base import Launch
 from .console.tracker import Outcome
 from .model import Cell, CellResult, Verdict
+from .payload.outcome import PayloadOutcome
 from .verdict import (
     apply_expectation,
     decide,
     expectation_json,
+    mark_known,
     milestone_results,
+    payload_verdict,
     score,
     stuck_early,
+    test_counts,
     what_it_showed,
 )
 
@@ -38,6 +42,7 @@ class Attempt:
     duration: float = 0.0
     stderr_tail: str = ""  # the VMM's last words, for a VM that exited with an error
     shown: dict[str, str] = field(default_factory=dict)  # serial tail, screen text: last seen
+    payload: PayloadOutcome | None = None  # the steps run after the boot, when it completed
 
 
 def attempt_verdict(cell: Cell, attempt: Attempt) -> tuple[Verdict, str | None]:
@@ -47,6 +52,8 @@ def attempt_verdict(cell: Cell, attempt: Attempt) -> tuple[Verdict, str | None]:
     verdict, reason = decide(cell.guest.milestones, attempt.outcome)
     if attempt.outcome.end == "exited" and verdict is Verdict.ERROR:
         reason = f"{reason}: {attempt.stderr_tail or '(stderr empty)'}"
+    if verdict is Verdict.PASS and attempt.payload is not None:
+        verdict, reason = payload_verdict(attempt.payload)
     pending = stuck_early(cell.guest.milestones, attempt.outcome, verdict)
     if pending is not None:  # a guest-file mistake or a guest failure? show what it showed
         reason = what_it_showed(reason, pending, attempt.shown, cell.guest.uses_screen)
@@ -91,6 +98,15 @@ def judge(cell: Cell, attempts: Sequence[Attempt],
                            for w in outcome.warnings]
         if stuck_early(cell.guest.milestones, outcome, result.underlying or verdict):
             result.shown = shown_json(last.shown)
+    if last.payload is not None:
+        payload = last.payload
+        if payload.failure is not None and result.failure is None:
+            f = payload.failure
+            result.failure = {"name": f.name, "text": f.text.strip(), "t": round(f.t, 3)}
+        cases = mark_known(payload.cases, cell.known_failures)
+        result.cases = [c.to_json() for c in cases]
+        result.tests = test_counts(cases)
+        result.steps = list(payload.steps)
     if reruns:
         result.reruns = [str(r.verdict) for r in reruns]
         result.flaky = any(v != str(result.verdict) for v in result.reruns)

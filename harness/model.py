@@ -69,6 +69,42 @@ class Milestone:
     keys: tuple[str, ...] = ()  # key combos pressed after the match ("esc", "ctrl-alt-delete")
 
 
+RESULT_FORMATS = ("tap", "junit", "lines", "atf", "none")
+CASE_STATUSES = ("passed", "failed", "skipped", "error", "xfail")
+
+
+@dataclass(frozen=True)
+class PayloadStep:
+    """One step run inside the guest after its last milestone (`payload:`)."""
+
+    name: str
+    run: str | None  # typed at the prompt; None: only read what the guest prints
+    timeout: float = 300.0
+    results: str = "none"  # one of RESULT_FORMATS: how the step's output (or file) is read
+    shell: str = "posix"  # posix: framed by markers, with the exit status | raw: typed as is
+    until: re.Pattern[str] | None = None  # raw: the step ends where this matches
+    pattern: re.Pattern[str] | None = None  # lines: groups `name` and (optional) `status`
+    statuses: tuple[tuple[str, str], ...] = ()  # lines: status word -> passed|failed|skipped
+    file: str | None = None  # the results are this file in the guest, sent back base64
+    setup: bool = False  # the harness's own step (the payload folder typed in): no test case
+
+
+@dataclass
+class TestCase:
+    """One test reported by a payload step."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    status: str  # one of CASE_STATUSES
+    step: str
+    output: str = ""  # for failures and errors: what the test said
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "step": self.step,
+                "output": self.output}
+
+
 @dataclass(frozen=True)
 class FailureSignature:
     name: str
@@ -307,6 +343,7 @@ class Expectation(Rule):
     backend: str = "*"
     firmware: str = "*"
     link: str | None = None
+    tests: tuple[str, ...] = ()  # globs of tests known to fail here (the boot is fine)
 
 
 @dataclass
@@ -343,6 +380,9 @@ class Guest:
     cpu: str | None = None  # the CPU model and its properties (-cpu), instead of the arch's
     drives: tuple[Drive, ...] = ()
     simh: SimhSetup | None = None  # the `simh:` section
+    payload: list[PayloadStep] = field(default_factory=list)  # run after the last milestone
+    payload_dir: Path | None = None  # a folder typed into the guest before the steps
+    payload_to: str = "/tmp/payload"  # where in the guest that folder goes
 
     @property
     def board(self) -> bool:
@@ -413,6 +453,7 @@ class Cell:
     quirk_defs: dict[str, Quirk] = field(default_factory=dict)  # the matrix's, then the guest's
     backend_info: BackendInfo | None = None
     arch_info: ArchInfo | None = None
+    known_failures: tuple[str, ...] = ()  # globs of tests expected to fail (expect: tests)
 
     @property
     def quirk_names(self) -> list[str]:
@@ -478,6 +519,12 @@ class CellResult:
     divergence: dict[str, Any] | None = None  # where it parted from a passing backend
     # what the guest last showed (serial tail, screen text) when it failed at its boot loader
     shown: dict[str, str] | None = None
+    # payload: counts (passed, failed, skipped, errors, xfail), the cases, the steps
+    tests: dict[str, int] | None = None
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    # tests failing here that passed on every other backend of the guest (compare.py)
+    only_failing_here: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellResult:

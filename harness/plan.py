@@ -35,8 +35,17 @@ def _matches(value: str, pattern: str) -> bool:
 
 def find_expectation(guest: Guest, backend: str, firmware: str,
                      matrix_rules: Iterable[Expectation]) -> Expectation | None:
+    """The first known-bad rule for the cell (rules naming `tests:` are about tests,
+    not the boot: see `known_failures`)."""
     return next((r for r in (*guest.expect, *matrix_rules)
-                 if r.matches(guest.id, backend, firmware)), None)
+                 if not r.tests and r.matches(guest.id, backend, firmware)), None)
+
+
+def known_failures(guest: Guest, backend: str, firmware: str,
+                   matrix_rules: Iterable[Expectation]) -> tuple[str, ...]:
+    """Globs of the tests expected to fail in the cell, from every rule that matches."""
+    return tuple(g for r in (*guest.expect, *matrix_rules)
+                 if r.tests and r.matches(guest.id, backend, firmware) for g in r.tests)
 
 
 def make_cell(guest: Guest, backend: str, firmware: str, timeouts: Timeouts, memory_mb: int,
@@ -99,6 +108,7 @@ def expand(
                     quirk_defs=matrix.quirk_defs,
                     retries=matrix.retries if retries is None else retries,
                     expect=find_expectation(guest, backend, fw, matrix.expect),
+                    known_failures=known_failures(guest, backend, fw, matrix.expect),
                 ))
     if only:
         unmatched = [p for p in only if not any(_matches(c.id, p) for c in cells)]

@@ -159,6 +159,25 @@ def _brief(r: CellResult) -> str:
 SKIPS_LISTED = 20  # more skipped cells than this are summed up by reason
 
 
+def _test_lines(results: list[CellResult]) -> list[str]:
+    """Each payload's test counts, its failed tests, and those failing on one backend only."""
+    lines = []
+    for r in sorted(results, key=lambda r: r.cell_id):
+        if not r.tests:
+            continue
+        t = r.tests
+        lines.append(f"{r.cell_id} tests: {t['passed']} passed, {t['failed']} failed, "
+                     f"{t['skipped']} skipped, {t['errors']} errors"
+                     + (f", {t['xfail']} expected failures" if t.get("xfail") else ""))
+        bad = [visible(str(c["name"]), 80) for c in r.cases if c["status"] in ("failed", "error")]
+        if bad:
+            lines.append(f"  failed: {', '.join(bad[:20])}" + (" …" if len(bad) > 20 else ""))
+        if r.only_failing_here:
+            lines.append(f"  failing only on {r.backend}/{r.firmware}: "
+                         + ", ".join(visible(n, 80) for n in r.only_failing_here[:20]))
+    return lines
+
+
 def summary_table(results: list[CellResult], colour: bool = False) -> str:
     """A fixed-width table of the cells, and totals per verdict.
 
@@ -192,6 +211,7 @@ def summary_table(results: list[CellResult], colour: bool = False) -> str:
             lines.append(f"{r.cell_id} parts from {d['from']} after "
                          f"{d['last_common_milestone'] or 'the start'!r}, console line "
                          f"{d['line']}: expected {d['expected']!r}, got {d['got']!r}")
+    lines += _test_lines(results)
     if grouped:
         reasons: dict[str, int] = {}
         for r in skipped:

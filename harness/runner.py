@@ -127,6 +127,7 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
     screen_log = screen = None
     monitor: list[QMP] = []
     screen_text = ""
+    payload = None
 
     def qmp() -> QMP:  # the monitor's connection: the watcher's, or one of its own
         if screen is not None and screen.connected:
@@ -151,6 +152,18 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
             except (PatternTimeout, ConsoleLost) as exc:  # the guest file's or the host's
                 transcript.note(time.monotonic() - vm.started, str(exc))  # fault: an error
                 return Attempt(None, str(exc), launch, time.monotonic() - started)
+            if outcome.end == "complete" and cell.guest.payload:
+                from .payload.deliver import guest_steps
+                from .payload.run import run_payload
+
+                try:
+                    payload = run_payload(vm, guest_steps(cell.guest),
+                                          knowledge.guest_failures(cell.guest), transcript,
+                                          ctx.stop)
+                except (PatternTimeout, ConsoleLost, OSError) as exc:
+                    why = f"payload: {exc}"
+                    transcript.note(time.monotonic() - vm.started, why)
+                    return Attempt(None, why, launch, time.monotonic() - started)
         if ctx.interactive and launch.monitor is not None:
             hand_over(vm, transcript, vm.started, qmp)
     finally:
@@ -167,7 +180,7 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
             screen_log.close()
     tail = _stderr_tail(folder / "vmm.stderr") if outcome.end == "exited" else ""
     shown = {"serial": tracker.serial_tail, "screen": screen_text}
-    return Attempt(outcome, None, launch, time.monotonic() - started, tail, shown)
+    return Attempt(outcome, None, launch, time.monotonic() - started, tail, shown, payload)
 
 
 def run_step(argv: list[str], log: Path, timeout: float) -> str | None:

@@ -7,10 +7,14 @@ and how the score weighs required milestones.
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from .console.tracker import Outcome
-from .model import Expectation, Milestone, MilestoneResult, Verdict
+from .model import CellResult, Expectation, Milestone, MilestoneResult, TestCase, Verdict
+from .payload.outcome import PayloadOutcome
 
 # outcome.end -> verdict when the required milestones were not all reached
 _ENDINGS = {
@@ -141,3 +145,44 @@ def expectation_json(expect: Expectation | None) -> dict[str, Any] | None:
     if expect is None:
         return None
     return {"reason": expect.reason, "link": expect.link}
+
+
+# --- payloads: the steps after the boot, and their tests ------------------------------
+
+_PAYLOAD_ENDINGS = {"crash": Verdict.CRASH, "timeout": Verdict.TIMEOUT, "exited": Verdict.FAIL,
+                    "error": Verdict.ERROR, "interrupted": Verdict.ERROR}
+FAIL_ON = ("any", "tests", "regression")
+
+
+def payload_verdict(payload: PayloadOutcome) -> tuple[Verdict, str | None]:
+    """A booted cell's verdict after its payload: still `pass` when every step ended
+    (failed tests are counted, not a verdict), else how the first bad step ended."""
+    if payload.end == "complete":
+        return Verdict.PASS, None
+    return _PAYLOAD_ENDINGS.get(payload.end, Verdict.ERROR), payload.detail or None
+
+
+def mark_known(cases: Sequence[TestCase], known: Sequence[str]) -> list[TestCase]:
+    """Failed tests an expectation names (`expect: [{tests: [glob]}]`) become xfail."""
+    return [replace(c, status="xfail") if c.status == "failed"
+            and any(fnmatch.fnmatchcase(c.name, g) for g in known) else c for c in cases]
+
+
+def test_counts(cases: Sequence[TestCase]) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0, "xfail": 0}
+    for c in cases:
+        counts["errors" if c.status == "error" else c.status] += 1
+    return counts
+
+
+def tests_failed(result: CellResult) -> bool:
+    """Whether a cell's payload reported failed tests or errors (xfail ones aside)."""
+    return bool(result.tests) and (result.tests["failed"] + result.tests["errors"]) > 0
+
+
+def counts_as_failure(result: CellResult, strict: bool, fail_on: str = "any") -> bool:
+    """Whether a cell makes `harness run` exit 1: its verdict, or its failed tests;
+    `--fail-on tests` looks at the tests only (regression is the history's question)."""
+    if fail_on == "tests":
+        return tests_failed(result)
+    return result.verdict.is_failure(strict) or tests_failed(result)

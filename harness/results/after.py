@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .compare import add_divergence, add_speed
+from .compare import add_divergence, add_only_failing, add_speed
 from .junit import write_junit
 from .store import RunStore
 
@@ -22,6 +22,7 @@ def finish_run(store: RunStore, interrupted: bool = False) -> None:
     """Cross-cell facts, then results.json and junit.xml, written for good."""
     add_speed(store.cells)
     add_divergence(store.cells, store.folder)
+    add_only_failing(store.cells)
     store.finish(interrupted)
     try:
         write_junit(store.folder / "junit.xml", store.run_id, store.cells, store.folder)

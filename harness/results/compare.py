@@ -5,7 +5,8 @@ anywhere reached, and each cell's time to it divided by the fastest's —
 "HAXM is 80% as fast as KVM" becomes a number. Divergence: for a cell that
 failed where another backend of the same guest passed, the last milestone
 both reached and the first console line where they differ, with every time
-stamp stripped.
+stamp stripped. Tests: the payload tests that fail on one backend and pass on
+every other backend of the same guest that ran them (`only_failing_here`).
 """
 
 from __future__ import annotations
@@ -91,3 +92,21 @@ def divergence(good: CellResult, bad: CellResult, run_folder: Path) -> dict[str,
         out.update(line=n, expected=(a[n - 1][:300] if len(a) >= n else "(end of console)"),
                    got=(b[n - 1][:300] if len(b) >= n else "(end of console)"))
     return out
+
+
+FAILED_CASE = ("failed", "error")
+
+
+def add_only_failing(results: list[CellResult]) -> None:
+    """Set `only_failing_here` on cells with payload tests that failed there and passed
+    on every other backend of the guest (same firmware) that ran them."""
+    for cells in _groups(results).values():
+        ran = [c for c in cells if c.cases]
+        if len(ran) < 2:
+            continue
+        status = {c.cell_id: {str(t["name"]): t["status"] for t in c.cases} for c in ran}
+        for c in ran:
+            others = [status[o.cell_id] for o in ran if o is not c]
+            only = [name for name, st in status[c.cell_id].items() if st in FAILED_CASE
+                    and all(o.get(name) == "passed" for o in others)]
+            c.only_failing_here = only

@@ -5,7 +5,8 @@ report` may be run again on the same folders, or on two copies of a run
 folder); a cell recorded twice in one run keeps its last entry (the reader
 refuses such files, but the history never fails on them). From the records:
 regressions and fixes between a run and its baseline (by default, for each
-cell, the newest earlier run that has it), flaky cells (verdict changed
+cell, the newest earlier run that has it), the payload tests that regressed
+in a cell (passed in its baseline, fail now: per backend), flaky cells (verdict changed
 while the images and the harness stayed the same), per-cell strips of the
 last N verdicts, and boot-time trends per guest and backend.
 """
@@ -17,7 +18,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ CREATE TABLE IF NOT EXISTS cells (
     quirks TEXT, guest_digest TEXT,
     PRIMARY KEY (run_id, cell_id));
 CREATE INDEX IF NOT EXISTS cells_by_cell ON cells(cell_id);
+CREATE TABLE IF NOT EXISTS tests (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    cell_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+    PRIMARY KEY (run_id, cell_id, name));
 """
 FAILING = {str(v) for v in Verdict if v.is_failure()}
 
@@ -94,6 +99,22 @@ def record(path: Path, results: dict[str, Any], folder: Path | None = None) -> N
                  ",".join(c.get("quirks") or []),
                  (guests.get(c["guest"]) or {}).get("digest"))
                 for c in results["cells"]])
+        db.executemany("INSERT OR REPLACE INTO tests VALUES (?, ?, ?, ?)", [
+            (run_id, c["id"], str(t.get("name")), str(t.get("status")))
+            for c in results["cells"] for t in c.get("cases") or [] if isinstance(t, dict)])
+
+
+@dataclass(frozen=True)
+class TestChange:
+    """A payload test of one cell that passed in the baseline and fails now."""
+
+    __test__ = False  # not a pytest class
+
+    cell_id: str
+    name: str
+    before: str
+    after: str
+    baseline_run: str
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,7 @@ class Comparison:
     regressions: list[Change]
     fixes: list[Change]
     new: list[str]  # cells the baseline did not have
+    test_regressions: list[TestChange] = field(default_factory=list)
 
 
 class History:
@@ -135,6 +157,7 @@ class History:
         now = self._verdicts(run_id)
         started = self._started(run_id)
         regressions, fixes, new = [], [], []
+        tests: list[TestChange] = []
         for cell_id, after in sorted(now.items()):
             if after == "skip":  # not run: neither new nor changed
                 continue
@@ -147,11 +170,21 @@ class History:
                 new.append(cell_id)
                 continue
             before, base = row
+            tests += self._test_changes(run_id, base, cell_id)
             if before in ("pass", "xpass") and _failing(after):
                 regressions.append(Change(cell_id, before, after, base))
             elif _failing(before) and after in ("pass", "xpass"):
                 fixes.append(Change(cell_id, before, after, base))
-        return Comparison(run_id, regressions, fixes, new)
+        return Comparison(run_id, regressions, fixes, new, tests)
+
+    def _test_changes(self, run_id: str, base: str, cell_id: str) -> list[TestChange]:
+        """The cell's tests that passed in run `base` and failed (or erred) in `run_id`."""
+        rows = self.db.execute(
+            "SELECT n.name, b.status, n.status FROM tests n JOIN tests b "
+            "ON b.run_id = ? AND b.cell_id = n.cell_id AND b.name = n.name "
+            "WHERE n.run_id = ? AND n.cell_id = ? AND b.status = 'passed' "
+            "AND n.status IN ('failed', 'error') ORDER BY n.name", (base, run_id, cell_id))
+        return [TestChange(cell_id, name, before, after, base) for name, before, after in rows]
 
     def _before(self, run_id: str, started: str, cell_id: str, columns: str) -> Any:
         """`columns` of the newest earlier run in which `cell_id` ran (was not skipped)."""

@@ -22,6 +22,7 @@ from typing import Any
 from ..files import safe_name
 from . import console_view, grid, since, table
 from .history import Comparison, History
+from .testpage import test_regressions, tests_section
 
 VERDICTS = ("pass", "xfail", "xpass", "crash", "hang", "timeout", "fail", "error", "skip")
 CONSOLE_LINES = 4000  # a cell page shows at most this many console lines (the file has all)
@@ -151,6 +152,7 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
         facts.append(("divergence", json.dumps(cell["divergence"])))
     out.append("<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(val)}</td></tr>"
                                    for k, val in facts if val not in (None, "")) + "</table>")
+    out.append(tests_section(cell))
     charts = False
     series = _timeline(results, cell, previous)
     if series:
@@ -239,6 +241,7 @@ def history_page(h: History, comparison: Comparison | None, last: int = 10) -> s
     out = [f"<h1>History</h1><p class=muted>{len(runs)} runs recorded; the last {last} shown</p>"]
     if comparison is not None:
         out.append(f"<p>Run {esc(comparison.run_id)}:</p>" + since.changes(comparison, h.folder))
+        out.append(test_regressions(comparison.test_regressions))
     flaky = h.flaky(last)
     out.append("<h2>Flaky cells</h2><p class=muted>verdict changed while the images and the "
                "harness stayed the same</p><ul id=flaky>" + "".join(

@@ -1,4 +1,5 @@
-"""results -> junit.xml: one testcase per cell, milestone times as properties.
+"""results -> junit.xml: one testcase per cell, milestone times as properties, and
+after it one testcase per test its payload reported (class name: the cell's id).
 
 Built with junit-xml; testcase-level <properties> (which Jenkins and GitLab
 read, but junit-xml does not model) are added to its element tree.
@@ -42,6 +43,22 @@ def _case(result: CellResult, tail: str) -> TestCase:
     return case
 
 
+def _sub_case(result: CellResult, c: dict[str, object]) -> TestCase:
+    """A payload's test as a testcase under its cell (class name: the cell's id)."""
+    case = TestCase(str(c["name"]), classname=result.cell_id)
+    output = xml_safe(str(c.get("output") or "")) or None
+    status = c["status"]
+    if status == "failed":
+        case.add_failure_info(f"failed (step {c['step']})", output)
+    elif status == "error":
+        case.add_error_info(f"error (step {c['step']})", output)
+    elif status == "skipped":
+        case.add_skipped_info(output or "skipped")
+    elif status == "xfail":
+        case.add_skipped_info(f"expected failure: {output or ''}".strip())
+    return case
+
+
 def console_tail(run_folder: Path, result: CellResult, chars: int = TAIL_CHARS) -> str:
     """The end of a cell's console log (read from disk, bounded)."""
     rel = result.artifacts.get("console")
@@ -57,13 +74,23 @@ def console_tail(run_folder: Path, result: CellResult, chars: int = TAIL_CHARS) 
 
 
 def write_junit(path: Path, run_id: str, results: list[CellResult], run_folder: Path) -> None:
-    cases = [_case(r, console_tail(run_folder, r)) for r in results]
+    cases: list[TestCase] = []
+    owners: list[CellResult | None] = []  # the cell of each cell testcase; None: a test's
+    for r in results:
+        cases.append(_case(r, console_tail(run_folder, r)))
+        owners.append(r)
+        for c in r.cases:
+            cases.append(_sub_case(r, c))
+            owners.append(None)
     suite = TestSuite(f"guest-harness {run_id}", cases)
     tree = suite.build_xml_doc()
-    for element, result in zip(tree.iter("testcase"), results, strict=True):
+    for element, result in zip(tree.iter("testcase"), owners, strict=True):
+        if result is None:
+            continue
         props = ET.Element("properties")
         items = [("verdict", str(result.verdict)), ("score", f"{result.score:.3f}")]
         items += [(f"milestone.{m.name}", f"{m.t:.3f}") for m in result.milestones if m.reached]
+        items += [(f"tests.{k}", str(v)) for k, v in (result.tests or {}).items()]
         for key, value in items:
             ET.SubElement(props, "property", name=key, value=value)
         element.insert(0, props)

@@ -58,3 +58,29 @@ def test_uclinux_reaches_hush_and_runs_a_builtin(tmp_path, cache):
     assert "U-Boot 2010.03" in console and "Linux version 4.5.0" in console
     after = console[console.index("/ # help"):]
     assert "Built-in commands:" in after  # hush's own help, after the typed command
+
+
+def test_xv6_usertests_finds_the_kernel_bug_and_reports_the_tests_before_it(tmp_path, cache):
+    """xv6's own test suite as a payload: the panic in execout ends the cell as a crash
+    (xfail by its expect:), naming the test running; the tests before it passed."""
+    if SHARED.is_dir():
+        subprocess.run([sys.executable, "-m", "harness", "cache", "import", str(SHARED)],
+                       capture_output=True, text=True, cwd=ROOT, check=True)
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--only",
+                           "xv6-riscv64-usertests/tcg/*", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:]  # xfail: the catalog run stays green
+    run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
+    (cell,) = json.loads((run / "results.json").read_text())["cells"]
+    assert (cell["verdict"], cell["underlying"]) == ("xfail", "crash"), cell["reason"]
+    assert cell["failure"]["text"] == "panic: sys_exec kalloc"
+    assert "test 'execout' running" in cell["reason"]
+    assert [(c["name"], c["status"]) for c in cell["cases"]] == [
+        ("manywrites", "passed"), ("execout", "error")]
+    assert cell["steps"][0]["end"] == "crash"
+    junit = (run / "junit.xml").read_text()
+    assert 'name="manywrites"' in junit and 'name="execout"' in junit
+    page = (run / cell["artifacts"]["console"]).parent.joinpath("cell.html").read_text()
+    cases = page[page.index("<table id=test-cases>"):]
+    assert cases.index("<td>execout</td><td>error</td>") < cases.index(
+        "<td>manywrites</td><td>passed</td>")  # failures first

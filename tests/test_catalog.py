@@ -188,7 +188,8 @@ def test_haxm_runs_one_vcpu_through_the_matrix_quirk():
 @pytest.mark.vm
 def test_every_local_guest_passes_under_tcg(tmp_path, cache):
     """Under tcg, or under SIMH or GXemul for the machines QEMU does not emulate: each
-    local guest passes on one of them, and every other cell is a skip."""
+    local guest passes on one of them (or fails as its expect: says: xv6's usertests
+    finds its known panic), and every other cell is a skip."""
     if SHARED.is_dir():
         assert harness("cache", "import", str(SHARED)).returncode == 0
     proc = harness("run", "--tag", "local", "--backend", "tcg", "--backend", "simh",
@@ -196,9 +197,12 @@ def test_every_local_guest_passes_under_tcg(tmp_path, cache):
     run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     cells = json.loads((run / "results.json").read_text())["cells"]
     local = {g.id for g in CATALOG.values() if "local" in g.tags}
-    assert {c["guest"] for c in cells if c["verdict"] == "pass"} == local
+    known_bad = {g.id for g in CATALOG.values() if "local" in g.tags
+                 and any(not e.tests for e in g.expect)}
+    assert known_bad == {"xv6-riscv64-usertests"}
+    assert {c["guest"] for c in cells if c["verdict"] in ("pass", "xfail")} == local
     bad = {c["id"]: (c["verdict"], c["reason"]) for c in cells
-           if c["verdict"] not in ("pass", "skip")}
+           if c["verdict"] not in ("skip", "xfail" if c["guest"] in known_bad else "pass")}
     assert bad == {}, proc.stdout[-3000:]
     assert proc.returncode == 0
 

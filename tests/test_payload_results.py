@@ -97,3 +97,14 @@ def test_which_cells_fail_the_run():
     assert [counts_as_failure(r, False) for r in (ok, tests, boot)] == [False, True, True]
     assert [counts_as_failure(r, False, "tests") for r in (ok, tests, boot)] == [
         False, True, False]
+
+
+def test_an_expected_crash_owns_the_error_of_the_test_it_stopped():
+    """xv6's known panic in execout: the cell is xfail and execout's error is that
+    failure's own; a test that failed before it is still news."""
+    known = cell("tcg", {"manywrites": "passed", "execout": "error"}, Verdict.XFAIL)
+    also = cell("tcg", {"manywrites": "failed", "execout": "error"}, Verdict.XFAIL)
+    unknown = cell("tcg", {"manywrites": "passed", "execout": "error"}, Verdict.CRASH)
+    assert [counts_as_failure(r, False, "tests") for r in (known, also, unknown)] == [
+        False, True, True]
+    assert counts_as_failure(known, False) is False

@@ -71,3 +71,23 @@ def register_backend(monkeypatch, name: str, module: str, description: str):
                        hardware=False, binary=sys.executable, arches=("x86_64",))
     monkeypatch.setitem(knowledge.backends(), name, info)
     return info
+
+
+def chromium(width: int = 1280, height: int = 800, scrollbars: bool = False):
+    """Headless Chromium (a generator, for each module's browser fixture); skips where
+    Debian's chromium and chromium-driver are missing."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("Debian's chromium and chromium-driver are not installed (make deps)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                f"--window-size={width},{height}", "--disable-dev-shm-usage",
+                *(() if scrollbars else ("--hide-scrollbars",))):
+        opts.add_argument(arg)
+    b = webdriver.Chrome(service=Service(driver), options=opts)
+    yield b
+    b.quit()

@@ -20,7 +20,7 @@ from harness.results.history import History, record
 from harness.results.html import run_page
 from harness.results.report import build
 
-from .conftest import GUESTS, ROOT
+from .conftest import GUESTS, ROOT, chromium
 
 SHOTS = ROOT / "reports" / "page-screenshots"
 BACKENDS = ["tcg", "kvm", "nvmm", "haxm", "whpx", "hvf", "bochs", "vmd", "bhyve", "xen",
@@ -96,24 +96,6 @@ def test_the_default_shaped_run():
         assert f"class=gone-backend data-backend='{b}'" in page
     assert "data-gone=1>tcg" not in page
     assert page.count("class=tag>noapic</span>") >= 5
-
-
-def chromium():
-    """Headless Chromium at 1280x800 (a generator, for each module's fixture)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (make deps)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800",
-                "--disable-dev-shm-usage", "--hide-scrollbars"):
-        opts.add_argument(arg)
-    b = webdriver.Chrome(service=Service(driver), options=opts)
-    yield b
-    b.quit()
 
 
 @pytest.fixture(scope="module")

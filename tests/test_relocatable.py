@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, write
+from .conftest import ROOT, chromium, write
 from .test_damaged import GUEST, harness
-from .test_grid import chromium
 
 SHOTS = ROOT / "reports" / "page-screenshots"
 

@@ -11,7 +11,6 @@ reports/page-screenshots/ for people to look at.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import xmlschema
 from harness.results.history import History, record
 from harness.results.html import clean, run_page
 
-from .conftest import GUESTS, ROOT, write
+from .conftest import GUESTS, ROOT, chromium, write
 
 SCHEMA = json.loads((ROOT / "harness/data/results.schema.json").read_text())
 JUNIT = xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit.xsd"))
@@ -157,20 +156,7 @@ def test_schema_rejects_what_the_contract_does_not_allow():
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (make deps)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
-                "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    b = webdriver.Chrome(service=Service(driver), options=opts)
-    yield b
-    b.quit()
+    yield from chromium(1400, 1000, scrollbars=True)
 
 
 @pytest.mark.vm

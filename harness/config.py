@@ -342,20 +342,11 @@ SOURCES = ("serial", "screen")
 
 def _milestones(c: _Checker, m: _Map, base: Path, console: str) -> list[Milestone]:
     out: list[Milestone] = []
-    seen: set[str] = set()
     default_source = "serial" if console == "serial" else "screen"
-    for key, line, value in c.items(m, "milestones"):
-        ms = c.mapping(value, key, line)
-        if ms is None:
-            continue
-        ms.keys(MILESTONE_KEYS, ("name",))
-        name = ms.get("name", _str, "")
-        if name in seen:
-            c.issue(ms.line_of("name"), ms.path("name"), f"duplicate milestone name {shown(name)}")
-        seen.add(name)
+    for ms, name in c.named(m, "milestones", MILESTONE_KEYS, "milestone"):
         kinds = [k for k in ("pattern", "needle", "still") if k in ms.data]
         if len(kinds) != 1:
-            c.issue(ms.line, key, "needs exactly one of pattern, needle, still")
+            c.issue(ms.line, ms.prefix, "needs exactly one of pattern, needle, still")
             continue
         source = ms.get("source", _one_of(*SOURCES), default_source)
         if kinds[0] != "pattern" and source != "screen":

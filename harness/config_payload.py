@@ -25,20 +25,11 @@ def _one_line(v: Any) -> str:
 
 def payload_steps(c: _Checker, m: _Map, milestones: list[Milestone]) -> list[PayloadStep]:
     out: list[PayloadStep] = []
-    seen: set[str] = set()
     last = milestones[-1].name if milestones else None
     if "payload" in m.data and m.data.get("console", "serial") != "serial":
         c.issue(m.line_of("payload"), "payload", "steps are typed and read on a serial "
                 "console (console: serial)")
-    for key, line, value in c.items(m, "payload"):
-        s = c.mapping(value, key, line)
-        if s is None:
-            continue
-        s.keys(STEP_KEYS, ("name",))
-        name = s.get("name", _str, "")
-        if name in seen:
-            c.issue(s.line_of("name"), s.path("name"), f"duplicate step name {shown(name)}")
-        seen.add(name)
+    for s, name in c.named(m, "payload", STEP_KEYS, "step"):
         after = s.get("after", _str)
         if after is not None and after != last:
             c.issue(s.line_of("after"), s.path("after"), f"{shown(after)}: payload steps run "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,6 +234,25 @@ class _Checker:
             return []
         lines = value.item_lines if isinstance(value, LineList) else [m.line_of(key)] * len(value)
         return [(f"{m.path(key)}[{i}]", lines[i], v) for i, v in enumerate(value)]
+
+    def named(self, m: _Map, key: str, allowed: Sequence[str],
+              what: str) -> list[tuple[_Map, str]]:
+        """The mappings of list `key` of `m` (milestones, payload steps), each checked for
+        its `allowed` keys and a `name` unique in the list, as (mapping, name)."""
+        out: list[tuple[_Map, str]] = []
+        seen: set[str] = set()
+        for path, line, value in self.items(m, key):
+            row = self.mapping(value, path, line)
+            if row is None:
+                continue
+            row.keys(allowed, ("name",))
+            name = row.get("name", _str, "")
+            if name in seen:
+                self.issue(row.line_of("name"), row.path("name"),
+                           f"duplicate {what} name {shown(name)}")
+            seen.add(name)
+            out.append((row, name))
+        return out
 
 
 class _Map:

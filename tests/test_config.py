@@ -60,6 +60,14 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
                             "drives, simh, payload, payload_dir, payload_to)"]
 
 
+def test_names_repeated_in_a_list_are_named_by_file_line_and_key(tmp_path):
+    path = guest_file(tmp_path, GOOD + "  - {name: kernel, pattern: 'again'}\n"
+                      "payload:\n  - {name: t, run: 'true'}\n  - {name: t, run: 'false'}\n")
+    assert issues(path) == [
+        f"{path}:9: milestones[1].name: duplicate milestone name 'kernel'",
+        f"{path}:12: payload[1].name: duplicate step name 't'"]
+
+
 def test_levels_and_evidence(tmp_path):
     ok = GOOD + ("verified: layout\nevidence:\n"
                  "  - {url: 'https://example.org/SHA256', confirms: file name and digest}\n")

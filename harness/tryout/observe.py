@@ -196,9 +196,8 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                         break
                 elif t - pending.at >= ANSWER_WAIT:
                     pending = None
-            elif now - watch.last_change >= (wait := _quiet(classifier, graphics, quiet)) or (
+            elif now - watch.last_change >= (wait := _quiet(reached, graphics, quiet)) or (
                     _unconfirmed(classifier, answers, graphics, t, wait)):
-                reached = classifier.reached()
                 if (_settled(classifier, graphics) and answers and answers[-1].effect
                         and reached is not None and answers[-1].at >= reached.at):
                     end, verdict = "it answered input", "pass"
@@ -230,12 +229,11 @@ def observe(vm, launch: Launch, folder: Path, screen_factory, limit: float,
                   went_graphics, shots)
 
 
-def _quiet(classifier: Classifier, graphics: bool, quiet: float) -> float:
+def _quiet(reached: Seen | None, graphics: bool, quiet: float) -> float:
     """The silence to wait before the next answer: shorter at a userland's shell, login
-    or question, which waits by what it is."""
-    reached = classifier.reached()
-    if (reached is not None and reached.sign.kind in WAITS and not graphics
-            and _settled(classifier, graphics)):
+    or question on a text console, which waits by what it is."""
+    if (reached is not None and reached.sign.phase == "userland"
+            and reached.sign.kind in WAITS and not graphics):
         return min(quiet, WAITING_QUIET)
     return quiet
 

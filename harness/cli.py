@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 
 if TYPE_CHECKING:
-    from .model import Guest, Matrix
+    from .model import Cell, Guest, Matrix
     from .results.history import Comparison
 
 # Each command imports what it uses when it runs (`harness run` loads no catalog,
@@ -160,6 +160,13 @@ def _parser() -> argparse.ArgumentParser:
                           "into the same folder")
     run.add_argument("--keep", action="store_true",
                      help="keep each cell's disk overlay (the guest's writes) in its folder")
+    run.add_argument("--from-stage", metavar="NAME",
+                     help="boot staged guests (`stages:`) from this stage on, on the disk "
+                          "overlays an earlier run with --keep left (copied; that run stays "
+                          "as it was): re-run only the stage after an install")
+    run.add_argument("--kept", type=Path, metavar="RUN_DIR",
+                     help="with --from-stage: the run whose kept overlays to boot on "
+                          "(default: OUT/latest)")
     run.add_argument("--gdb", action="store_true",
                      help=GDB_HELP)
     run.add_argument("--interactive", action="store_true",
@@ -521,6 +528,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _require(args, cells)
     gdb_port = _gdb_setup(cells) if args.gdb else None
     out = _out_dir("--out", args.out or args.matrix.parent / "reports")
+    kept = _from_stage(args, cells, out)
     signal.signal(signal.SIGTERM, _terminate)
     if hasattr(signal, "SIGHUP"):  # POSIX only: Windows has no hang-up signal
         signal.signal(signal.SIGHUP, _terminate)
@@ -532,7 +540,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         strict=args.strict, offline=args.offline, canary_ttl=args.canary_ttl,
         fresh_canary=args.fresh_canary, keep=args.keep, interactive=args.interactive,
         gdb_port=gdb_port, rerun_failures=args.rerun_failures, resume=args.resume,
-        cluster=args.cluster,
+        cluster=args.cluster, from_stage=args.from_stage, kept=kept,
         meta={"matrix": str(args.matrix), "argv": sys.argv[1:], "guests": {
             c.guest.id: {"name": c.guest.name, "os": c.guest.os, "arch": c.guest.arch,
                          "version": c.guest.version, "digest": file_digest(c.guest.source)}
@@ -558,6 +566,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     return 1 if any(counts_as_failure(r, args.strict, args.fail_on)
                     for r in outcome.results) else 0
+
+
+def _from_stage(args: argparse.Namespace, cells: list[Cell], out: Path) -> Path | None:
+    """--from-stage and --kept checked: every selected cell has that stage, and the run
+    whose kept overlays it boots on exists; that run's folder."""
+    if args.from_stage is None:
+        if args.kept is not None:
+            raise UsageError("--kept: only with --from-stage")
+        return None
+    from .stages import StageError, stages_from
+
+    if args.cluster or args.resume:
+        raise UsageError("--from-stage: runs here, on a kept disk: not with --cluster or "
+                         "--resume")
+    for cell in cells:
+        try:
+            stages_from(cell.guest, args.from_stage)
+        except StageError as exc:
+            raise UsageError(f"--from-stage: {exc} (narrow the selection with --only)") from None
+    kept = args.kept or out / "latest"
+    if not (kept / "results.json").is_file():
+        raise UsageError(f"--kept {kept}: not a run folder (no results.json); give the run "
+                         "that kept the overlays (`harness run --keep`)")
+    return kept.resolve()
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -8,22 +8,26 @@ lists its keys and the checker each value goes through (the machinery is in
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from . import knowledge
 from .config_board import board
+from .config_boot import boot_spec
 from .config_images import _images
+from .config_milestones import milestone_list
 from .config_payload import payload_dir, payload_steps, payload_to
-from .console.keys import KeyNameError, combo, combos_for_text
+from .config_stages import stage_list
+from .config_stages import timeouts as stage_timeouts
 from .files import SAFE_NAME_RULE, safe_name
 from .model import (
     LEVELS,
-    NO_BIOS,
+    STAGE_SEP,
     BootSpec,
     Evidence,
     ExcludeRule,
@@ -33,27 +37,21 @@ from .model import (
     ImageSpec,
     Matrix,
     Milestone,
-    Module,
-    Needle,
     Quirk,
     QuirkRule,
     SimhSetup,
-    Still,
     Timeouts,
 )
 from .validate import (
     MAX_JOBS,
-    MAX_PIXELS,
     ConfigError,
     ConfigIssue,
     _Bad,
     _bool,
     _Checker,
-    _count,
     _Map,
     _one_of,
     _open,
-    _positive,
     _regex,
     _retries,
     _str,
@@ -69,7 +67,6 @@ __all__ = ["ConfigError", "ConfigIssue", "load_guest", "load_guests", "load_matr
            "memory_mb"]
 
 CONSOLES = ("serial", "vga-text", "screen")
-BOOT_KINDS = ("kernel", "cdrom", "disk", "floppy", "network")
 # --- guest files -------------------------------------------------------------
 
 GUEST_KEYS = (
@@ -77,14 +74,16 @@ GUEST_KEYS = (
     "console", "milestones", "failures", "builtin_failures", "quirks", "expect",
     "timeouts", "notes", "quirk_defs", "version", "verified", "tags", "evidence",
     "machine", "cpu", "drives", "simh",
-    "payload", "payload_dir", "payload_to",
+    "payload", "payload_dir", "payload_to", "stages",
 )
 
 
 def load_guest(path: Path) -> Guest:
     """Load one guest file; raise ConfigError listing every problem in it."""
     c, m = _open(path)
-    m.keys(GUEST_KEYS, ("id", "os", "arch", "images", "boot", "milestones"))
+    staged = "stages" in m.data
+    m.keys(GUEST_KEYS, ("id", "os", "arch", "images") if staged
+           else ("id", "os", "arch", "images", "boot", "milestones"))
     gid = m.get("id", _str, "")
     if gid and gid != path.stem:
         c.issue(m.line_of("id"), "id", f"must equal the file name's stem {path.stem!r}")
@@ -92,15 +91,20 @@ def load_guest(path: Path) -> Guest:
         c.issue(m.line_of("id"), "id", f"{shown(gid)}: an id is {SAFE_NAME_RULE} characters")
     arch = m.get("arch", _one_of(*knowledge.arches()), "x86_64")
     images = _images(c, m, path.parent, arch)
-    boot = _boot(c, m, images)
+    boot = boot_spec(c, m, images)
     machine, cpu, drives = board(c, m, images, arch)
     firmware = m.str_list("firmware", _one_of(*knowledge.FIRMWARES)) or ["bios"]
     console = m.get("console", _one_of(*CONSOLES), "serial")
     quirk_defs = _quirk_defs(c, m)
-    milestones = _milestones(c, m, path.parent, console)
+    milestones = milestone_list(c, m, path.parent, console)
+    stages = stage_list(c, m, images, path.parent, console, boot)
+    if stages:  # listings, scores and `verified:` see every stage's, as `stage/name`
+        milestones = [dataclasses.replace(x, name=f"{st.name}{STAGE_SEP}{x.name}")
+                      for st in stages for x in st.milestones]
+        boot = boot or stages[0].boot
     level, partly = _verified(c, m, milestones)
     failures = _failures(c, m, "failures")
-    timeouts = _timeouts(m.sub("timeouts"))
+    timeouts = stage_timeouts(m.sub("timeouts"))
     guest = Guest(
         id=gid,
         name=m.get("name", _str, gid),
@@ -132,75 +136,14 @@ def load_guest(path: Path) -> Guest:
         cpu=cpu,
         drives=drives,
         simh=_simh(c, m, images),
-        payload=payload_steps(c, m, milestones),
-        payload_dir=payload_dir(c, m, path.parent),
+        payload=[] if stages else payload_steps(c, m, milestones, console),
+        payload_dir=None if stages else payload_dir(c, m, path.parent),
         payload_to=payload_to(m),
+        stages=stages,
     )
     if c.issues:
         raise ConfigError(c.issues)
     return guest
-
-
-def _boot(c: _Checker, m: _Map, images: dict[str, ImageSpec]) -> BootSpec | None:
-    b = m.sub("boot")
-    if b is None:
-        return None
-    b.keys((*BOOT_KINDS, "initrd", "cmdline", "bios", "modules", "bootfile"))
-    kinds = [k for k in BOOT_KINDS if k in b.data]
-    # a kernel boot may keep its CD attached (an installer ISO whose kernel it boots)
-    cd_too = kinds == ["kernel", "cdrom"]
-    if cd_too:
-        kinds = ["kernel"]
-    if not kinds and "bios" in b.data and b.data.keys() <= {"bios"}:
-        # the machine's firmware alone (a console ROM, e.g. the MicroVAX 3900's)
-        ref = b.get("bios", _str)
-        if ref is not None and ref not in images:
-            c.issue(b.line_of("bios"), b.path("bios"), f"no image named {shown(ref)} in images")
-        return BootSpec("firmware", bios=ref)
-    if len(kinds) != 1:
-        c.issue(b.line, "boot", f"needs exactly one of {', '.join(BOOT_KINDS)} "
-                "(a kernel boot may also attach a cdrom; bios alone boots the firmware)")
-        return None
-    kind = kinds[0]
-    kernels: dict[str, str] = {}
-    if kind == "kernel" and isinstance(b.data.get("kernel"), dict):
-        k = b.sub("kernel")
-        assert k is not None
-        k.keys(knowledge.FIRMWARES)
-        kernels = {fw: ref for fw in knowledge.FIRMWARES if (ref := k.get(fw, _str))}
-        for fw, ref in kernels.items():
-            if ref not in images:
-                c.issue(k.line_of(fw), k.path(fw), f"no image named {shown(ref)} in images")
-    refs = (kind, "initrd") if not kernels else ("initrd",)
-    if b.data.get("bios") != NO_BIOS:  # `bios: none`: no firmware, not an image
-        refs = (*refs, "bios")
-    for key in (*refs, "cdrom") if cd_too else refs:
-        ref = b.get(key, _str)
-        if ref is not None and ref not in images:
-            c.issue(b.line_of(key), b.path(key), f"no image named {shown(ref)} in images")
-    modules = _modules(c, b, images)
-    if "modules" in b.data and "initrd" in b.data:
-        c.issue(b.line_of("modules"), b.path("modules"),
-                "give an initrd or multiboot modules, not both")
-    bios = b.get("bios", _str)
-    if kind != "network" and "bootfile" in b.data:
-        c.issue(b.line_of("bootfile"), b.path("bootfile"), "only for network boots")
-    if kind != "kernel":
-        for key in ("initrd", "cmdline", "modules"):
-            if key in b.data:
-                c.issue(b.line_of(key), b.path(key), "only for kernel boots")
-        return BootSpec(kind, image=b.get(kind, _str), bios=bios,
-                        bootfiles=_bootfiles(c, b) if kind == "network" else {})
-    return BootSpec(
-        "kernel",
-        kernel=next(iter(kernels.values())) if kernels else b.get("kernel", _str),
-        kernels=kernels,
-        initrd=b.get("initrd", _str),
-        cmdline=b.get("cmdline", _text, ""),
-        bios=bios,
-        modules=tuple(modules),
-        cdrom=b.get("cdrom", _str) if cd_too else None,
-    )
 
 
 def _machine(c: _Checker, m: _Map, arch: str, name: str | None) -> str | None:
@@ -255,43 +198,6 @@ def _ini_line(v: Any) -> str:
     return text
 
 
-def _bootfiles(c: _Checker, b: _Map) -> dict[str, str]:
-    """`bootfile:` of a network boot: the file the PXE client asks TFTP for, one for
-    every firmware or `{bios: …, uefi: …}`, a path inside the tree."""
-    if "bootfile" not in b.data:
-        c.issue(b.line, b.path("bootfile"), "a network boot needs the file its PXE client "
-                "loads (e.g. pxelinux.0)")
-        return {}
-    if isinstance(b.data["bootfile"], dict):
-        f = b.sub("bootfile")
-        assert f is not None
-        f.keys(knowledge.FIRMWARES)
-        files = {fw: name for fw in knowledge.FIRMWARES if (name := f.get(fw, _str))}
-    else:
-        files = dict.fromkeys(knowledge.FIRMWARES, b.get("bootfile", _str, ""))
-    for name in set(files.values()):
-        parts = PurePosixPath(name).parts
-        if not parts or name.startswith("/") or ".." in parts or "," in name:
-            c.issue(b.line_of("bootfile"), b.path("bootfile"),
-                    f"{shown(name)}: expected a relative path inside the tree, without ','")
-    return {fw: name for fw, name in files.items() if name}
-
-
-def _modules(c: _Checker, b: _Map, images: dict[str, ImageSpec]) -> list[Module]:
-    out = []
-    for key, line, value in c.items(b, "modules"):
-        mm = c.mapping(value, key, line)
-        if mm is None:
-            continue
-        mm.keys(("image", "args"), ("image",))
-        ref = mm.get("image", _str)
-        if ref is not None and ref not in images:
-            c.issue(mm.line_of("image"), mm.path("image"), f"no image named {shown(ref)} in images")
-        elif ref is not None:
-            out.append(Module(ref, mm.get("args", _text, "")))
-    return out
-
-
 def _verified(c: _Checker, m: _Map, milestones: list[Milestone]) -> tuple[str, list[str]]:
     """(level, milestones checked): a level of LEVELS; or the milestones a partial
     real transcript covers (level `layout` when `evidence:` backs the rest).
@@ -333,106 +239,6 @@ def _scalar_text(v: Any) -> str:
     if isinstance(v, bool) or not isinstance(v, str | int | float) or v == "":
         raise _Bad(f"expected a version string, got {shown(v)}")
     return str(v)
-
-
-MILESTONE_KEYS = ("name", "pattern", "needle", "still", "source", "timeout", "send", "keys",
-                  "optional", "weight")
-SOURCES = ("serial", "screen")
-
-
-def _milestones(c: _Checker, m: _Map, base: Path, console: str) -> list[Milestone]:
-    out: list[Milestone] = []
-    default_source = "serial" if console == "serial" else "screen"
-    for ms, name in c.named(m, "milestones", MILESTONE_KEYS, "milestone"):
-        kinds = [k for k in ("pattern", "needle", "still") if k in ms.data]
-        if len(kinds) != 1:
-            c.issue(ms.line, ms.prefix, "needs exactly one of pattern, needle, still")
-            continue
-        source = ms.get("source", _one_of(*SOURCES), default_source)
-        if kinds[0] != "pattern" and source != "screen":
-            c.issue(ms.line_of(kinds[0]), ms.path(kinds[0]), "needs the screen (source: screen)")
-        pattern = ms.get("pattern", _regex)
-        needle = _needle(ms.sub("needle"), base)
-        still = _still(ms.sub("still"))
-        if pattern is None and needle is None and still is None:
-            continue
-        out.append(Milestone(
-            name=name,
-            pattern=pattern,
-            timeout=ms.get("timeout", _positive),
-            send=ms.get("send", _typeable if source == "screen" else _text),
-            optional=ms.get("optional", _bool, False),
-            weight=ms.get("weight", _positive, 1.0),
-            source=source,
-            needle=needle,
-            still=still,
-            keys=tuple(ms.str_list("keys", _key_combo) or ()),
-        ))
-    if "milestones" in m.data and out and all(x.optional for x in out):
-        c.issue(m.line_of("milestones"), "milestones", "at least one milestone must be required")
-    elif "milestones" in m.data and not out and not c.issues:
-        c.issue(m.line_of("milestones"), "milestones", "needs at least one milestone")
-    return out
-
-
-def _typeable(v: Any) -> str:
-    text = _text(v)
-    try:
-        combos_for_text(text)
-    except KeyNameError as exc:
-        raise _Bad(str(exc)) from None
-    return text
-
-
-def _key_combo(v: Any) -> str:
-    try:
-        combo(_str(v))
-    except KeyNameError as exc:
-        raise _Bad(str(exc)) from None
-    return v
-
-
-def _region(v: Any) -> tuple[int, int, int, int]:
-    if (not isinstance(v, list) or len(v) != 4 or not all(
-            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_PIXELS for x in v)):
-        got = (f"[{', '.join(map(shown, v))}]" if isinstance(v, list) and len(v) <= 4
-               else shown(v))  # whole numbers from 0 to MAX_PIXELS
-        raise _Bad(f"expected [x, y, w, h], got {got}")
-    return (v[0], v[1], v[2], v[3])
-
-
-def _needle(n: _Map | None, base: Path) -> Needle | None:
-    if n is None:
-        return None
-    n.keys(("image", "x", "y", "threshold"), ("image", "x", "y"))
-    image = n.get("image", _str)
-    path = (base / image).resolve() if image else None
-    if path is not None and not path.is_file():
-        n.c.issue(n.line_of("image"), n.path("image"), f"no such file {path}")
-        return None
-    x, y = n.get("x", _count, 0), n.get("y", _count, 0)
-    threshold = n.get("threshold", _fraction, 0.95)
-    return Needle(path, x, y, threshold) if path else None
-
-
-def _fraction(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
-        raise _Bad(f"expected a number between 0 and 1, got {shown(v)}")
-    return float(v)
-
-
-def _still(s: _Map | None) -> Still | None:
-    if s is None:
-        return None
-    s.keys(("seconds", "mask"), ("seconds",))
-    seconds = s.get("seconds", _positive)
-    mask = []
-    for path, line, value in s.c.items(s, "mask"):
-        try:
-            mask.append(_region(value))
-        except _Bad as exc:
-            s.c.issue(line, path, str(exc))
-    return Still(seconds, tuple(mask)) if seconds else None
 
 
 def _failures(c: _Checker, m: _Map, key: str) -> list[FailureSignature]:
@@ -521,15 +327,6 @@ def _expectations(c: _Checker, m: _Map, with_guest: bool) -> list[Expectation]:
     return out
 
 
-def _timeouts(t: _Map | None, base: Timeouts | None = None) -> Timeouts | None:
-    if t is None:
-        return None
-    t.keys(("total", "stall"))
-    base = base or Timeouts()
-    return Timeouts(total=t.get("total", _positive, base.total),
-                    stall=t.get("stall", _positive, base.stall))
-
-
 def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -596,7 +393,7 @@ def load_matrix(path: Path, guests: dict[str, Guest] | None = None) -> Matrix:
     timeouts, retries, memory = Timeouts(), 0, 512
     if defaults is not None:
         defaults.keys(("timeouts", "retries", "memory"))
-        timeouts = _timeouts(defaults.sub("timeouts")) or timeouts
+        timeouts = stage_timeouts(defaults.sub("timeouts")) or timeouts
         retries = defaults.get("retries", _retries, 0)
         memory = defaults.get("memory", memory_mb, 512)
     excludes = []

@@ -23,11 +23,12 @@ def _one_line(v: Any) -> str:
     return text.rstrip("\n")
 
 
-def payload_steps(c: _Checker, m: _Map, milestones: list[Milestone]) -> list[PayloadStep]:
+def payload_steps(c: _Checker, m: _Map, milestones: list[Milestone],
+                  console: str = "serial") -> list[PayloadStep]:
     out: list[PayloadStep] = []
     last = milestones[-1].name if milestones else None
-    if "payload" in m.data and m.data.get("console", "serial") != "serial":
-        c.issue(m.line_of("payload"), "payload", "steps are typed and read on a serial "
+    if "payload" in m.data and console != "serial":
+        c.issue(m.line_of("payload"), m.path("payload"), "steps are typed and read on a serial "
                 "console (console: serial)")
     for s, name in c.named(m, "payload", STEP_KEYS, "step"):
         after = s.get("after", _str)
@@ -99,10 +100,10 @@ def payload_dir(c: _Checker, m: _Map, base: Path) -> Path | None:
         return None
     path = (base / rel).resolve()
     if not path.is_dir():
-        c.issue(m.line_of("payload_dir"), "payload_dir",
+        c.issue(m.line_of("payload_dir"), m.path("payload_dir"),
                 f"{shown(rel)}: no such folder (relative to the guest file)")
         return None
     if "payload" not in m.data:
-        c.issue(m.line_of("payload_dir"), "payload_dir", "a payload folder needs `payload:` "
-                "steps that use it")
+        c.issue(m.line_of("payload_dir"), m.path("payload_dir"),
+                "a payload folder needs `payload:` steps that use it")
     return path

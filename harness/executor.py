@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import shutil
 import socket
 import threading
 import traceback
@@ -30,7 +31,7 @@ from .images.store import ResolvedImage, unobtained
 from .judge import Attempt, judge, should_retry
 from .model import Cell, CellResult, Timeouts
 from .repro import repro_script
-from .runner import AttemptContext, boot
+from .runner import AttemptContext, boot, boot_stages
 
 EventHook = Callable[[Cell, Event], None]
 ENV_PREFIXES = ("QEMU", "HARNESS_", "LIBVIRT", "TMPDIR")
@@ -38,7 +39,8 @@ ARTEFACTS = (("console", "console.log"), ("console_raw", "console.raw"),
              ("stderr", "vmm.stderr"), ("screen_log", "screen.log"),
              ("screen_text", "screen.txt"), ("screen", "screen.png"),
              ("vmm_commands", "vmm.commands.log"), ("vmm_log", "bochs.log"))
-PER_ATTEMPT = [name for _, name in ARTEFACTS] + ["bochs.stdout"]
+PER_ATTEMPT = [name for _, name in ARTEFACTS] + ["bochs.stdout", "stages"]
+KEPT_STATE = ("*.overlay.qcow2", "efivars.fd")  # what a later stage boots on
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class CellContext:
     gdb_port: int | None = None  # start paused with a gdb stub (see `for_gdb`)
     rerun_failures: int = 0  # boot a failing cell this many more times (flaky or not)
     retry_errors: bool = False  # one more try when the harness or the host failed
+    # a staged guest from this stage on, on the disks `--keep` left in `kept`'s cell folder
+    from_stage: str | None = None
+    kept: Path | None = None
 
 
 def preflight(cell: Cell, probe: Probe, host: HostFacts) -> str | None:
@@ -102,7 +107,12 @@ def _boot(cell: Cell, images: dict[str, ResolvedImage], ctx: CellContext,
         if attempts:
             _keep_attempt(folder, len(attempts))
         try:
-            attempts.append(boot(cell, paths, actx))
+            if not cell.guest.stages:
+                attempts.append(boot(cell, paths, actx))
+            elif ctx.from_stage is not None and (missing := _take_kept(cell, ctx, folder)):
+                attempts.append(Attempt(None, missing))
+            else:
+                attempts.append(boot_stages(cell, paths, actx, ctx.from_stage))
         except Exception as exc:  # a harness bug: this cell is an error, the run goes on
             with contextlib.suppress(OSError):  # a full disk must not hide the first error
                 (folder / "harness-error.txt").write_text(traceback.format_exc())
@@ -112,6 +122,21 @@ def _boot(cell: Cell, images: dict[str, ResolvedImage], ctx: CellContext,
         retry_errors = ctx.retry_errors and not ctx.interactive and ctx.gdb_port is None
         if _stopped(ctx) or not should_retry(cell, attempts, retry_errors):
             return attempts
+
+
+def _take_kept(cell: Cell, ctx: CellContext, folder: Path) -> str | None:
+    """Copy the disk overlays (and UEFI variables) `--keep` left for this cell in the run
+    `ctx.kept` into its folder, for `--from-stage`; why not, or None. Copied, not moved:
+    the kept run stays as it was, so a later stage can be re-run again and again."""
+    source = (ctx.kept or ctx.run_dir) / cell.folder
+    found = [p for pattern in KEPT_STATE for p in sorted(source.glob(pattern))]
+    if not any(p.name.endswith(".overlay.qcow2") for p in found):
+        return (f"--from-stage {ctx.from_stage}: no disk overlay kept in {source} (run the "
+                "cell with --keep first)")
+    if source.resolve() != folder.resolve():
+        for path in found:
+            shutil.copyfile(path, folder / path.name)
+    return None
 
 
 def _finish(cell: Cell, images: dict[str, ResolvedImage], attempts: list[Attempt],
@@ -128,7 +153,12 @@ def _finish(cell: Cell, images: dict[str, ResolvedImage], attempts: list[Attempt
         (folder / "repro.sh").write_text(repro_script(cell, images, launch, folder,
                                                       run_dir.name))
         (folder / "repro.sh").chmod(0o755)
-    result.artifacts = _artifacts(cell, folder)
+    for stage in result.stages:
+        stage["artifacts"] = _artifacts(cell, folder, f"stages/{stage['name']}")
+    booted = [st for st in result.stages if st["artifacts"]]
+    result.artifacts = _artifacts(cell, folder, f"stages/{booted[-1]['name']}" if booted else "")
+    if (folder / "repro.sh").exists():
+        result.artifacts["repro"] = f"{cell.folder}/repro.sh"
     return result
 
 
@@ -138,13 +168,14 @@ def _digest(path: Path) -> str:
     return sha256_file(path)
 
 
-def _artifacts(cell: Cell, folder: Path) -> dict[str, object]:
-    """What the cell left in its folder, relative to the run folder."""
-    rel = cell.folder
+def _artifacts(cell: Cell, folder: Path, sub: str = "") -> dict[str, object]:
+    """What the cell (or its stage in `sub`) left in its folder, relative to the run
+    folder (a staged cell's own are its last booted stage's)."""
+    if sub:
+        folder = folder / sub
+    rel = f"{cell.folder}/{sub}" if sub else cell.folder
     out: dict[str, object] = {key: f"{rel}/{name}" for key, name in ARTEFACTS
                               if (folder / name).exists()}
-    if (folder / "repro.sh").exists():
-        out["repro"] = f"{rel}/repro.sh"
     shots = sorted(p.name for p in folder.glob("*.png") if p.name != "screen.png")
     if shots:
         out["screenshots"] = [f"{rel}/{s}" for s in shots]

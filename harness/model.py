@@ -346,6 +346,24 @@ class Expectation(Rule):
     tests: tuple[str, ...] = ()  # globs of tests known to fail here (the boot is fine)
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One boot of a guest declared in `stages:` (install, then boot the installed disk):
+    its own boot medium, milestones, payload and deadlines. The stages of a cell share
+    its disk overlays and UEFI variables, so a later stage sees what an earlier wrote."""
+
+    name: str
+    boot: BootSpec
+    milestones: list[Milestone]
+    payload: list[PayloadStep] = field(default_factory=list)
+    payload_dir: Path | None = None
+    payload_to: str = "/tmp/payload"
+    timeouts: Timeouts | None = None  # None: the cell's
+
+
+STAGE_SEP = "/"  # a staged guest's milestone names are `stage/milestone`
+
+
 @dataclass
 class Guest:
     id: str
@@ -383,6 +401,9 @@ class Guest:
     payload: list[PayloadStep] = field(default_factory=list)  # run after the last milestone
     payload_dir: Path | None = None  # a folder typed into the guest before the steps
     payload_to: str = "/tmp/payload"  # where in the guest that folder goes
+    # `stages:` boots in order; then `milestones` is every stage's, named `stage/name`
+    # (listings and scores), `boot` the first stage's, and `payload` empty
+    stages: list[Stage] = field(default_factory=list)
 
     @property
     def board(self) -> bool:
@@ -525,6 +546,8 @@ class CellResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     # tests failing here that passed on every other backend of the guest (compare.py)
     only_failing_here: list[str] = field(default_factory=list)
+    # a staged guest's boots in order: name, verdict, reason, duration_s, score, artifacts
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CellResult:

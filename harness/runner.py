@@ -12,6 +12,7 @@ error, never an exception escaping to the executor; judging is `judge`'s.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 import subprocess
@@ -35,8 +36,9 @@ from .console.tracker import BootTracker
 from .console.transcript import Transcript
 from .images.archive import ArchiveError, unpack_tree
 from .interact import hand_over, keys_while_booting
-from .judge import Attempt
-from .model import Cell
+from .judge import Attempt, attempt_verdict
+from .model import STAGE_SEP, Cell, Stage, Verdict
+from .stages import stage_cell, stages_from
 
 SETUP_TIMEOUT = 300.0
 TEARDOWN_TIMEOUT = 120.0
@@ -52,6 +54,8 @@ class AttemptContext:
     keep: bool = False  # leave the disk overlays (the guest's writes) in the folder
     interactive: bool = False  # hand the console over when the boot has its outcome
     gdb_port: int | None = None  # start paused with a gdb stub on this port
+    state: Path | None = None  # disk overlays and UEFI variables live here (None: folder)
+    fresh: bool = True  # False: boot on the overlays an earlier stage left in `state`
 
 
 def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
@@ -60,6 +64,7 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
     that watches the boot its own way (`harness try`) passes `follow`, called as
     `_follow` is, and gets what it returns (or an Attempt naming why nothing ran)."""
     folder = ctx.folder
+    folder.mkdir(parents=True, exist_ok=True)
     sockdir = Path(tempfile.mkdtemp(prefix="gh-"))  # unix socket paths must stay short
     started = time.monotonic()
     launch: Launch | None = None
@@ -73,12 +78,14 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
         console = socket_address(sockdir) if transport == SOCKET else None
         try:
             launch = registry.get(cell.backend).build_launch(
-                cell, images, LaunchContext(folder, sockdir, ctx.gdb_port, console))
+                cell, images, LaunchContext(folder, sockdir, ctx.gdb_port, console, ctx.state,
+                                            ctx.fresh))
         except LaunchError as exc:  # anything else is a harness bug: the executor says so
             return Attempt(None, str(exc))
         for path, text in launch.files.items():
             path.write_text(text)
-        if launch.vars_template is not None and launch.vars_file is not None:
+        if launch.vars_template is not None and launch.vars_file is not None and (
+                ctx.fresh or not launch.vars_file.exists()):
             shutil.copyfile(launch.vars_template, launch.vars_file)
         for tree, tar in launch.trees.items():
             try:
@@ -99,10 +106,45 @@ def boot(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
     finally:
         shutil.rmtree(sockdir, ignore_errors=True)
         if not ctx.keep:
-            for path in overlays(folder):
+            for path in overlays(ctx.state or folder):
                 path.unlink(missing_ok=True)
             for tree in launch.trees if launch is not None else ():
                 shutil.rmtree(tree, ignore_errors=True)
+
+
+def boot_stages(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
+                from_stage: str | None = None) -> Attempt:
+    """A staged guest's boots in order, each in `stages/NAME/` of the cell folder, all on
+    the disk overlays in the cell folder; the first that does not pass ends the run.
+    From `from_stage` on, the overlays must be there already (kept by `--keep`)."""
+    runs: list[tuple[Stage, Attempt]] = []
+    try:
+        for stage in stages_from(cell.guest, from_stage):
+            scell = stage_cell(cell, stage)
+            sctx = dataclasses.replace(ctx, folder=ctx.folder / "stages" / stage.name,
+                                       state=ctx.folder, keep=True,
+                                       fresh=not runs and from_stage is None,
+                                       on_event=_named(ctx.on_event, stage.name))
+            runs.append((stage, boot(scell, images, sctx)))
+            stopped = ctx.stop is not None and ctx.stop.is_set()
+            if stopped or attempt_verdict(scell, runs[-1][1])[0] is not Verdict.PASS:
+                break
+    finally:
+        if not ctx.keep:
+            for path in overlays(ctx.folder):
+                path.unlink(missing_ok=True)
+    if not runs:
+        return Attempt(None, "no stage to boot")
+    last = runs[-1][1]
+    return dataclasses.replace(last, duration=sum(a.duration for _, a in runs), stages=runs)
+
+
+def _named(hook: Callable[[Event], None] | None,
+           stage: str) -> Callable[[Event], None] | None:
+    """A stage's events as the cell's progress shows them: `stage/milestone`."""
+    if hook is None:
+        return None
+    return lambda ev: hook(dataclasses.replace(ev, name=f"{stage}{STAGE_SEP}{ev.name}"))
 
 
 def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,

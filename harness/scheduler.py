@@ -46,6 +46,8 @@ class RunOptions:
     rerun_failures: int = 0
     resume: Path | None = None
     cluster: str | None = None  # a Dask scheduler address
+    from_stage: str | None = None  # staged guests from this stage on (--from-stage)
+    kept: Path | None = None  # the run whose kept overlays they boot on
     meta: dict = field(default_factory=dict)
 
 
@@ -215,7 +217,8 @@ class Scheduler:
         """How this run boots each cell."""
         o = self.opts
         return CellContext(run_dir, self.stop, self.progress.cell_event, o.keep, o.interactive,
-                           o.gdb_port, o.rerun_failures, retry_errors=True)
+                           o.gdb_port, o.rerun_failures, retry_errors=True,
+                           from_stage=o.from_stage, kept=o.kept)
 
     def _boot_one(self, cell: Cell, images: dict[str, ResolvedImage],
                   store: RunStore) -> CellResult | None:

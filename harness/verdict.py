@@ -36,11 +36,17 @@ def milestone_results(milestones: list[Milestone], outcome: Outcome) -> list[Mil
 
 def score(milestones: list[Milestone], outcome: Outcome) -> float:
     """Weighted fraction of the required milestones reached."""
+    reached, total = weights(milestones, outcome)
+    return reached / total if total else 0.0
+
+
+def weights(milestones: list[Milestone], outcome: Outcome | None) -> tuple[float, float]:
+    """(weight of the required milestones reached, weight of all required ones): a staged
+    cell's score adds its stages' (a stage never booted reached none)."""
     required = [(i, m) for i, m in enumerate(milestones) if not m.optional]
     total = sum(m.weight for _, m in required)
-    if total == 0:
-        return 0.0
-    return sum(m.weight for i, m in required if i in outcome.reached) / total
+    done = outcome.reached if outcome is not None else {}
+    return sum(m.weight for i, m in required if i in done), total
 
 
 def decide(milestones: list[Milestone], outcome: Outcome) -> tuple[Verdict, str | None]:

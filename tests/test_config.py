@@ -57,7 +57,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
                             "id, name, os, arch, images, boot, firmware, memory, vcpus, console, "
                             "milestones, failures, builtin_failures, quirks, expect, timeouts, "
                             "notes, quirk_defs, version, verified, tags, evidence, machine, cpu, "
-                            "drives, simh, payload, payload_dir, payload_to)"]
+                            "drives, simh, payload, payload_dir, payload_to, stages)"]
 
 
 def test_names_repeated_in_a_list_are_named_by_file_line_and_key(tmp_path):

@@ -39,11 +39,19 @@ class LaunchContext:
     sockdir: Path | None = None  # unix socket paths must stay short: not the cell folder
     gdb_port: int | None = None  # start paused with a gdb stub (backends with `gdb`)
     console: str | None = None  # serve the console here (`unix:PATH`, `tcp:HOST:PORT`)
+    # what outlives one boot (disk overlays, UEFI variables) lives here, not in `folder`:
+    # the stages of a staged cell boot in folders of their own on the same disks
+    state: Path | None = None
+    fresh: bool = True  # False: a later stage: use the overlays an earlier boot left
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state or self.folder
 
     @property
     def vars_file(self) -> Path:
         """The cell's copy of the UEFI variables store."""
-        return self.folder / "efivars.fd"
+        return self.state_dir / "efivars.fd"
 
 
 @dataclass(frozen=True)

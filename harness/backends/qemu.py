@@ -194,7 +194,7 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
         ]
         firmware_files = (code, vars_template)
 
-    media, setup = _media(cell, images, ctx.folder)
+    media, setup = _media(cell, images, ctx)
     trees: dict[Path, Path] = {}
     if guest.boot.kind == "network":  # QEMU's own DHCP and TFTP serve the tree
         assert guest.boot.image is not None
@@ -229,20 +229,22 @@ def console_chardev(address: str | None) -> str:
 
 
 def _media(cell: Cell, images: dict[str, Path],
-           folder: Path) -> tuple[dict[str, Path], list[list[str]]]:
+           ctx: LaunchContext) -> tuple[dict[str, Path], list[list[str]]]:
     """Paths for the command line: an overlay (and the command that makes it) for a
-    writable boot medium, the rest as they are."""
+    writable boot medium, the rest as they are. A later stage (`ctx.fresh` false) boots
+    on the overlays an earlier one wrote."""
     boot = cell.guest.boot
     if boot.kind == "network" and boot.image:  # the tree's tar, unpacked here (trees)
-        return {**images, boot.image: folder / "tftp"}, []
+        return {**images, boot.image: ctx.folder / "tftp"}, []
     writable = [d.image for d in cell.guest.drives if not d.readonly]
     if boot.kind in WRITABLE and boot.image:
         writable.insert(0, boot.image)
     media, setup = dict(images), []
     for name in dict.fromkeys(writable):
-        overlay = folder / f"{name}.overlay.qcow2"
+        overlay = ctx.state_dir / f"{name}.overlay.qcow2"
         media[name] = overlay
-        setup.append(overlay_argv(images[name], overlay))
+        if ctx.fresh or not overlay.exists():
+            setup.append(overlay_argv(images[name], overlay))
     return media, setup
 
 

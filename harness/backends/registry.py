@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import knowledge
 from ..model import BackendInfo, Cell
+from ..stages import stage_cell
 from . import tool
 from .base import Launch, LaunchContext
 from .probe import MISSING, HostFacts, HostIO, Probe, host_facts
@@ -39,6 +40,15 @@ class Backend:
 
     def why_not(self, cell: Cell) -> str | None:
         """What the cell asks that this backend cannot do, or None."""
+        if cell.guest.stages:
+            if not self.can("stages"):
+                return (f"{self.name} cannot boot a guest in stages (one set of disk "
+                        "overlays across boots)")
+            for stage in cell.guest.stages:
+                why = self.why_not(stage_cell(cell, stage))
+                if why:
+                    return f"stage {stage.name}: {why}"
+            return None
         if cell.guest.uses_screen and not self.can("screen"):
             return (f"{self.name} has no monitor the harness can read the screen or type "
                     f"keys through: serial-console guests only")

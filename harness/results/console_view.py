@@ -98,8 +98,9 @@ def relative(text: str, run_id: str) -> str:
     return re.sub(r"(?:/[^\s'\"/]+)*/" + re.escape(run_id) + "/", "", text)
 
 
-def block(path: Path, tail: int) -> str:
-    """The console section of a cell page (empty when the file cannot be read)."""
+def block(path: Path, tail: int, href: str | None = None) -> str:
+    """The console section of a cell page (empty when the file cannot be read); `href`:
+    the file's link from the page (default: beside it)."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -107,7 +108,8 @@ def block(path: Path, tail: int) -> str:
     cut = len(lines) - tail
     lines = lines[-tail:]
     body, matches = render_lines(lines)
-    note = (f"<p class=muted>the first {cut} lines are only in <a href='{html.escape(path.name)}'>"
+    link = html.escape(href or path.name)
+    note = (f"<p class=muted>the first {cut} lines are only in <a href='{link}'>"
             f"{html.escape(path.name)}</a></p>" if cut > 0 else "")
     index = ""
     if matches:
@@ -116,5 +118,5 @@ def block(path: Path, tail: int) -> str:
             + (f": <a href='#L{m.line}'>line {m.line}</a>" if m.line else "")
             + (f" <code>{html.escape(m.text[:120])}</code>" if m.text else "") + "</li>"
             for m in matches) + "</ol>"
-    return (f"<style>{CSS}</style><h2>Console <a href='{html.escape(path.name)}' class=muted>"
+    return (f"<style>{CSS}</style><h2>Console <a href='{link}' class=muted>"
             f"(file)</a></h2>{note}{index}<pre id=console>{body}</pre>")

@@ -22,6 +22,7 @@ from typing import Any
 from ..files import safe_name
 from . import console_view, grid, since, table
 from .history import Comparison, History
+from .stagepage import booted_stage, stages_section
 from .testpage import test_regressions, tests_section
 
 VERDICTS = ("pass", "xfail", "xpass", "crash", "hang", "timeout", "fail", "error", "skip")
@@ -152,6 +153,7 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
         facts.append(("divergence", json.dumps(cell["divergence"])))
     out.append("<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(val)}</td></tr>"
                                    for k, val in facts if val not in (None, "")) + "</table>")
+    out.append(stages_section(cell))
     out.append(tests_section(cell))
     charts = False
     series = _timeline(results, cell, previous)
@@ -169,11 +171,14 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
                "<pre id=repro>" + esc(
                    f"sh {Path(cell_page_path(cell)).parent / 'repro.sh'}\n"
                    f"harness repro {cell['id']} --from results.json") + "</pre>")
-    out.append(console_view.block(folder / "console.log", CONSOLE_LINES))
+    sub = booted_stage(cell)  # a staged cell's files: its last booted stage's folder
+    out.append(console_view.block(folder / sub / "console.log", CONSOLE_LINES,
+                                  f"{sub}console.log"))
     rid = results["run_id"]
-    out.append(_file_block("VMM stderr", folder / "vmm.stderr", "stderr", 200, rid))
-    out.append(_file_block("VMM commands (setup and teardown)", folder / "vmm.commands.log",
-                           "vmm-commands", 200, rid))
+    out.append(_file_block("VMM stderr", folder / sub / "vmm.stderr", "stderr", 200, rid,
+                           sub))
+    out.append(_file_block("VMM commands (setup and teardown)",
+                           folder / sub / "vmm.commands.log", "vmm-commands", 200, rid, sub))
     out.append("<h2>Images</h2><table><tr><th>image</th><th>sha256</th><th>source</th></tr>"
                + "".join(
         f"<tr><td>{esc(n)}</td><td><code>{esc(i.get('sha256'))}</code></td>"
@@ -186,15 +191,17 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], run_dir: Path,
     return page(cell["id"], "".join(out), charts=charts)
 
 
-def _file_block(title: str, path: Path, ident: str, tail: int, run_id: str = "") -> str:
+def _file_block(title: str, path: Path, ident: str, tail: int, run_id: str = "",
+                sub: str = "") -> str:
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
     cut = len(lines) - tail
-    note = (f"<p class=muted>the first {cut} lines are only in <a href='{esc(path.name)}'>"
+    href = esc(sub + path.name)
+    note = (f"<p class=muted>the first {cut} lines are only in <a href='{href}'>"
             f"{esc(path.name)}</a></p>" if cut > 0 else "")
-    return (f"<h2>{esc(title)} <a href='{esc(path.name)}' class=muted>(file)</a></h2>{note}"
+    return (f"<h2>{esc(title)} <a href='{href}' class=muted>(file)</a></h2>{note}"
             f"<pre id='{esc(ident)}'>" + clean(console_view.relative("\n".join(lines[-tail:]),
                                                                      run_id) if run_id else
                                                "\n".join(lines[-tail:])) + "</pre>")

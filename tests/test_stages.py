@@ -1,0 +1,191 @@
+"""Staged guests without a VM: `stages:` in a guest file (and its mistakes as
+file:line: key: message), a stage as the cell it boots, and the judge's verdict,
+score, milestones and tests across stages."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.config import ConfigError, load_guest
+from harness.console.matcher import Event
+from harness.console.tracker import Outcome
+from harness.files import SAFE_NAME_RULE
+from harness.judge import Attempt, judge
+from harness.model import Drive, TestCase, Timeouts
+from harness.payload.outcome import PayloadOutcome
+from harness.plan import for_backend, make_cell
+from harness.stages import StageError, stage_cell, stages_from
+
+from .conftest import write
+
+STAGED = textwrap.dedent("""\
+    id: st
+    os: linux
+    arch: x86_64
+    images:
+      kernel: {file: vmlinuz}
+      disk: {file: disk.img}
+    boot: {kernel: kernel, cmdline: "console=ttyS0"}
+    stages:
+      - name: install
+        milestones:
+          - {name: kernel, pattern: 'Linux version'}
+          - {name: done, pattern: 'INSTALLED', weight: 3}
+        payload:
+          - {name: write, run: "echo hi"}
+        timeouts: {total: 900, stall: 120}
+      - name: boot
+        boot: {disk: disk}
+        milestones:
+          - {name: login, pattern: 'login:'}
+    """)
+
+
+def load(tmp_path: Path, text: str = STAGED):
+    return load_guest(write(tmp_path / "guests" / "st.yaml", text))
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = write(tmp_path / "guests" / "st.yaml", text)
+    with pytest.raises(ConfigError) as err:
+        load_guest(path)
+    found = [str(i).removeprefix(f"{path}:") for i in err.value.issues]
+    return sorted(found, key=lambda x: int(x.split(":")[0]))
+
+
+def test_stages_load_in_order_and_their_milestones_are_named_by_stage(tmp_path):
+    g = load(tmp_path)
+    assert [s.name for s in g.stages] == ["install", "boot"]
+    assert [m.name for m in g.milestones] == ["install/kernel", "install/done", "boot/login"]
+    install, boot = g.stages
+    assert install.boot is g.boot and install.boot.cmdline == "console=ttyS0"  # the default
+    assert boot.boot.kind == "disk" and boot.boot.image == "disk"
+    assert [p.name for p in install.payload] == ["write"] and not boot.payload
+    assert install.timeouts == Timeouts(900, 120) and boot.timeouts is None
+    assert g.payload == []
+
+
+def test_stage_mistakes_name_their_line_and_key(tmp_path):
+    text = STAGED.replace("    boot: {disk: disk}\n", "    boot: {disk: nodisk}\n")
+    text = text.replace("name: boot\n", "name: boot\n    colour: red\n")
+    text += "milestones:\n  - {name: x, pattern: y}\n"
+    assert problems(tmp_path, text) == [
+        "17: stages[1].colour: unknown key (allowed here: name, boot, milestones, payload, "
+        "payload_dir, payload_to, timeouts)",
+        "18: stages[1].boot.disk: no image named 'nodisk' in images",
+        "21: milestones: a guest with `stages:` gives each stage its own `milestones:` "
+        "(move it into the stage it belongs to)",
+    ]
+
+
+def test_a_stage_needs_milestones_a_boot_and_a_unique_safe_name(tmp_path):
+    text = textwrap.dedent("""\
+        id: st
+        os: linux
+        arch: x86_64
+        images:
+          kernel: {file: vmlinuz}
+        stages:
+          - name: one
+            milestones: [{name: a, pattern: b}]
+          - name: one
+            boot: {kernel: kernel}
+          - name: "bad name"
+            boot: {kernel: kernel}
+            milestones: [{name: a, pattern: b}]
+        """)
+    assert problems(tmp_path, text) == [
+        "7: stages[0].boot: needs `boot:` (the guest has none for its stages)",
+        "9: stages[1].name: duplicate stage name 'one'",
+        "9: stages[1].milestones: a stage needs its milestones (the last one is where it "
+        "ends, or where its payload starts)",
+        f"11: stages[2].name: 'bad name': a stage name is {SAFE_NAME_RULE} characters",
+    ]
+
+
+def test_a_stage_boots_as_a_cell_and_its_boot_disk_leaves_the_drives(tmp_path):
+    g = dataclasses.replace(load(tmp_path), drives=(Drive("disk", "ide"), Drive("cd", "ide")))
+    cell = make_cell(g, "tcg", "bios", Timeouts(300, 60), 256)
+    install, boot = (stage_cell(cell, s) for s in g.stages)
+    assert [d.image for d in install.guest.drives] == ["disk", "cd"]
+    assert [d.image for d in boot.guest.drives] == ["cd"]  # the disk is what it boots
+    assert install.timeouts == Timeouts(900, 120) and boot.timeouts == Timeouts(300, 60)
+    assert [m.name for m in boot.guest.milestones] == ["login"] and not boot.guest.stages
+    assert install.id == cell.id  # one cell, one folder
+    assert [s.name for s in stages_from(g, "boot")] == ["boot"]
+    with pytest.raises(StageError, match="has no stage 'test' \\(its stages: install, boot\\)"):
+        stages_from(g, "test")
+
+
+def test_a_slow_backend_stretches_every_stage(tmp_path):
+    g = load(tmp_path)
+    slow, _ = for_backend(g, Timeouts(300, 60), "bochs")  # bochs: time_factor in backends.yaml
+    factor = slow.stages[0].timeouts.total / 900
+    assert factor > 1 and slow.stages[1].timeouts is None
+    assert slow.stages[0].milestones[0].timeout == g.stages[0].milestones[0].timeout
+
+
+def _attempt(end: str, reached: dict[int, float], payload: PayloadOutcome | None = None,
+             failure: Event | None = None, duration: float = 10.0) -> Attempt:
+    return Attempt(Outcome(end, 5.0, reached, failure), duration=duration, payload=payload)
+
+
+def staged(cell, *runs: Attempt) -> Attempt:
+    pairs = list(zip(cell.guest.stages, runs, strict=False))
+    return dataclasses.replace(runs[-1], stages=pairs, duration=sum(a.duration for a in runs))
+
+
+def test_the_judge_passes_a_cell_whose_stages_all_pass(tmp_path):
+    cell = make_cell(load(tmp_path), "tcg", "bios", Timeouts(300, 60), 256)
+    payload = PayloadOutcome(steps=[{"name": "write", "end": "done", "status": 0}],
+                             cases=[TestCase("write", "passed", "write")])
+    result = judge(cell, [staged(cell, _attempt("complete", {0: 1.0, 1: 4.0}, payload),
+                                 _attempt("complete", {0: 2.0}, duration=6.0))])
+    assert result.verdict == "pass" and result.score == 1.0 and result.duration_s == 16.0
+    assert [(m.name, m.reached, m.t) for m in result.milestones] == [
+        ("install/kernel", True, 1.0), ("install/done", True, 4.0), ("boot/login", True, 12.0)]
+    assert [(s["name"], s["verdict"]) for s in result.stages] == [("install", "pass"),
+                                                                  ("boot", "pass")]
+    assert result.cases == [{"name": "write", "status": "passed", "step": "install/write",
+                             "output": ""}]
+    assert result.steps[0]["name"] == "install/write"
+
+
+def test_the_first_stage_that_fails_decides_and_the_rest_never_boot(tmp_path):
+    cell = make_cell(load(tmp_path), "tcg", "bios", Timeouts(300, 60), 256)
+    result = judge(cell, [staged(cell, _attempt("timeout", {0: 1.0}))])
+    assert result.verdict == "timeout"
+    assert result.reason.startswith("stage install: ")
+    assert "'done'" in result.reason
+    assert result.stages[1] == {"name": "boot", "verdict": "skip", "reason":
+                                "not booted: an earlier stage did not pass",
+                                "duration_s": 0.0, "score": 0.0}
+    assert result.score == pytest.approx(1 / 5)  # weights: kernel 1, done 3, login 1
+    assert [m.reached for m in result.milestones] == [True, False, False]
+
+
+def test_a_later_stage_that_fails_names_itself(tmp_path):
+    cell = make_cell(load(tmp_path), "tcg", "bios", Timeouts(300, 60), 256)
+    panic = Event("failure", "panic", 3.0, "Kernel panic - not syncing", fatal=True)
+    result = judge(cell, [staged(cell, _attempt("complete", {0: 1.0, 1: 2.0}),
+                                 _attempt("crash", {}, failure=panic))])
+    assert result.verdict == "crash"
+    assert result.reason == "stage boot: panic: Kernel panic - not syncing"
+    assert result.failure["name"] == "panic"
+    assert result.score == pytest.approx(4 / 5)
+    assert [s["verdict"] for s in result.stages] == ["pass", "crash"]
+
+
+def test_from_a_later_stage_only_that_stage_counts(tmp_path):
+    g = load(tmp_path)
+    cell = make_cell(g, "tcg", "bios", Timeouts(300, 60), 256)
+    only = dataclasses.replace(_attempt("complete", {0: 2.0}), stages=[
+        (g.stages[1], _attempt("complete", {0: 2.0}))])
+    result = judge(cell, [only])
+    assert result.verdict == "pass" and result.score == 1.0
+    assert [s["name"] for s in result.stages] == ["boot"]
+    assert [m.name for m in result.milestones] == ["boot/login"]

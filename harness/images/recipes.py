@@ -205,7 +205,9 @@ def _kernel_package(cache: Cache, kernel: Input, offline: bool,
     if deb is None or not deb.is_file():
         if offline:
             raise RecipeError(f"offline, and the package {what} is not in the cache")
-        deb = archive_for(cache, d["arch"], log).download(d["package"], d["version"], None)
+        archive = archive_for(cache, d["arch"], log)
+        archive.update()  # the version must be in the package lists apt answers from
+        deb = archive.download(d["package"], d["version"], None)
     return deb, what, release_of(d.get("member", ""))
 
 

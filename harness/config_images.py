@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from . import knowledge
 from .files import SAFE_NAME_RULE, safe_name
 from .images.archive import safe_member_name
+from .images.isoimage import VOLUME_ID
+from .images.kmods import MODULE_NAME
 from .images.recipes import RECIPES, image_inputs
 from .model import ImageSpec
 from .validate import _Bad, _bool, _Checker, _Map, _one_of, _sha256, _str, _text, shown
@@ -58,6 +60,11 @@ def _images(c: _Checker, m: _Map, base: Path, arch: str) -> dict[str, ImageSpec]
                 what = "from:" if spec.kind == "from" else "recipe input"
                 c.issue(sub.line_of(spec.name), sub.path(spec.name),
                         f"{what} {shown(ref)} is not another image of this guest")
+        if spec.params.get("modules") and out.get(spec.params.get("kernel", "")) and \
+                out[spec.params["kernel"]].kind != "deb":
+            c.issue(sub.line_of(spec.name), f"{sub.path(spec.name)}.build.kernel",
+                    f"{shown(spec.params['kernel'])} is not a deb: image (kernel modules "
+                    "come out of the package the kernel came from)")
     return out
 
 
@@ -174,13 +181,22 @@ def _source_params(
                 f"unknown recipe {shown(recipe)} (known: {', '.join(sorted(RECIPES))})")
         return None
     spec = RECIPES[recipe]
+    if isinstance(value, str) and spec.required:  # the short form has no parameters
+        c.issue(im.line_of("build"), im.path("build"),
+                f"recipe {recipe} needs {', '.join(spec.required)}: write "
+                f"build: {{recipe: {recipe}, {spec.required[0]}: ...}}")
+        return None
     b.keys(("recipe", *spec.params), spec.required)
     params: dict[str, Any] = {"recipe": recipe}
     for key, kind_of in spec.params.items():
         if key in b.data:
-            params[key] = b.get(key, _RECIPE_PARAM[kind_of])
+            check = _folder(base) if kind_of == "folder" else _RECIPE_PARAM[kind_of]
+            params[key] = b.get(key, check)
     if "arch" in spec.params:
         params.setdefault("arch", debian_arch)
+    if ("modules" in b.data) != ("kernel" in b.data) and "modules" in spec.params:
+        c.issue(b.line, b.prefix, "kernel modules need both `kernel:` (the guest's deb: "
+                "kernel image) and `modules:` (their names)")
     return params
 
 
@@ -193,7 +209,63 @@ def _image_map(v: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in v.items()}
 
 
+def _folder(base: Path) -> Callable[[Any], str]:
+    """A folder beside the guest file (relative to it), as an absolute path."""
+
+    def check(v: Any) -> str:
+        rel = _str(v)
+        try:
+            path = (base / rel).resolve()
+            if not path.is_dir():
+                raise _Bad(f"{shown(rel)}: no such folder (relative to the guest file)")
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise _Bad(f"cannot use this path: {shown(str(exc))}") from None
+        return str(path)
+
+    return check
+
+
+_SIZE = re.compile(r"([1-9][0-9]{0,15})([KMGT]?)", re.IGNORECASE)
+MAX_DISK = 16 << 40  # 16T: qcow2 takes more, but a typo should not
+
+
+def _size(v: Any) -> int:
+    """'64M', '8G', '512K', '1T' or a number of bytes -> bytes (a whole number of sectors)."""
+    m = _SIZE.fullmatch(v.strip()) if isinstance(v, str) else None
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        size = v
+    elif m:
+        size = int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2).upper()]
+    else:
+        raise _Bad(f"expected a size such as 64M, 8G or 512K, got {shown(v)}")
+    if size % 512:
+        raise _Bad(f"{shown(v)}: not a whole number of 512-byte sectors")
+    if size > MAX_DISK:
+        raise _Bad(f"{shown(v)}: more than 16T")
+    return size
+
+
+def _label(v: Any) -> str:
+    text = _str(v)
+    if not VOLUME_ID.fullmatch(text):
+        raise _Bad(f"{shown(text)}: an ISO 9660 volume id is 1 to 32 of A-Z, 0-9 and _")
+    return text
+
+
+def _modules(v: Any) -> list[str]:
+    if not isinstance(v, list) or not v:
+        raise _Bad("expected a list of kernel module names (virtio_blk, isofs...)")
+    names = [_str(x) for x in v]
+    for name in names:
+        if not MODULE_NAME.fullmatch(name):
+            raise _Bad(f"{shown(name)}: a module name is letters, digits, _ and -")
+    if len(set(names)) != len(names):
+        raise _Bad("a module is named twice")
+    return names
+
+
 _RECIPE_PARAM: dict[str, Callable[[Any], Any]] = {
     "str": _str, "text": _text, "image": _str, "images": _image_map,
     "list": lambda v: [_str(x) for x in (v if isinstance(v, list) else [v])],
+    "size": _size, "label": _label, "modules": _modules,
 }

@@ -260,7 +260,8 @@ def _drive_args(cell: Cell, media: dict[str, Path]) -> list[str]:
         count[drive.interface] = index + 1
         fmt = "qcow2" if not drive.readonly else image_format(path) if path.exists() else "raw"
         values = {"file": str(path), "format": fmt, "id": f"drive{n}", "index": str(index),
-                  "readonly": "on" if drive.readonly else "off"}
+                  "readonly": "on" if drive.readonly else "off",
+                  "media": "cdrom" if drive.readonly else "disk"}
         argv += [arg.format(**values) for arg in cell.arch_info.drives[drive.interface]]
     return argv
 

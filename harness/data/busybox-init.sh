@@ -6,7 +6,9 @@
 #   reboot-early (reboot before the marker) | marks (a numbered line on tty0
 #   and the console once a second, for screen latency measurements)
 # and `harness.require=WORD` withholds the marker unless WORD is on the
-# command line too (a guest that needs a quirk).
+# command line too (a guest that needs a quirk). Kernel modules the recipe put
+# in /lib/modules (its `load` file: names in load order) are loaded before the
+# marker; one that fails is a HARNESS-CHECK FAILED line.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s
@@ -27,12 +29,18 @@ if [ -n "$need" ]; then  # the marker only with this word on the command line (q
   for word in $(cat /proc/cmdline); do [ "$word" = "$need" ] && found=1; done
   [ -z "$found" ] && { echo "HARNESS-MISSING $need"; poweroff -f; }
 fi
-echo "HARNESS-READY arch=$(uname -m) kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) mode=$mode"
 failed=0
 check() {
   if sh -c "$2" >/dev/null 2>&1; then echo "HARNESS-CHECK ok: $1"
   else echo "HARNESS-CHECK FAILED: $1"; failed=$((failed + 1)); fi
 }
+if [ -f /lib/modules/load ]; then
+  for mod in $(cat /lib/modules/load); do
+    if why=$(insmod "/lib/modules/$mod.ko" 2>&1); then echo "HARNESS-CHECK ok: module-$mod"
+    else echo "HARNESS-CHECK FAILED: module-$mod $why"; failed=$((failed + 1)); fi
+  done
+fi
+echo "HARNESS-READY arch=$(uname -m) kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) mode=$mode"
 check proc-mounted 'grep -q "^proc /proc " /proc/mounts'
 check memory-visible 'grep -q "^MemTotal:" /proc/meminfo'
 check tmp-writable 'echo probe > /tmp/probe && [ "$(cat /tmp/probe)" = probe ]'

@@ -16,14 +16,17 @@ import shutil
 import struct
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from ..model import ImageSpec
 from .cache import Cache
-from .debian import fetch_deb_file
+from .debian import archive_for, fetch_deb_file
+from .isoimage import IsoBuildError, build_iso, folder_digest, scan
+from .kmods import ModuleError, modules_from_deb, release_of
 
 
 class RecipeError(Exception):
@@ -32,21 +35,30 @@ class RecipeError(Exception):
 
 @dataclass(frozen=True)
 class RecipeSpec:
-    params: dict[str, str]  # name -> kind: str | text | image | images | list
+    # name -> kind: str | text | image | images | list | folder (beside the guest file)
+    # | size (bytes) | label (an ISO volume id) | modules (kernel module names)
+    params: dict[str, str]
     required: tuple[str, ...] = ()
     version: str = "1"  # bump when the output for the same inputs changes
 
 
 RECIPES: dict[str, RecipeSpec] = {
-    # an initramfs: Debian's static BusyBox and the harness's init script
-    "busybox-initramfs": RecipeSpec({"arch": "str"}),
+    # an initramfs: Debian's static BusyBox and the harness's init script, and optionally
+    # kernel modules (with their dependencies) out of the package of the guest's `deb:` kernel
+    "busybox-initramfs": RecipeSpec({"arch": "str", "kernel": "image", "modules": "modules"},
+                                    version="2"),
     # the uncompressed vmlinux of an x86 bzImage, for QEMU's faster PVH entry
     "linux-pvh": RecipeSpec({"kernel": "image"}, ("kernel",)),
     # a GRUB 2 rescue ISO (BIOS and UEFI) holding images and a grub.cfg
     "grub-iso": RecipeSpec({"files": "images", "config": "text"}, ("files", "config")),
     # a freestanding program: C `source` through a (cross) compiler `cc` with `cflags`
     "cc": RecipeSpec({"cc": "str", "source": "text", "cflags": "list"}, ("cc", "source")),
+    # an ISO 9660 image (Rock Ridge, Joliet) of a folder beside the guest file: a payload CD
+    "iso": RecipeSpec({"folder": "folder", "label": "label"}, ("folder",)),
+    # an empty qcow2 disk of a virtual size, for an installer to install onto
+    "blank-disk": RecipeSpec({"size": "size"}, ("size",)),
 }
+DEFAULT_LABEL = "PAYLOAD"
 
 
 def image_inputs(spec: ImageSpec) -> list[str]:
@@ -113,8 +125,11 @@ class CpioWriter:
         return data + b"\0" * (-len(data) % 512)
 
 
-def busybox_initramfs(busybox: bytes, init_script: bytes) -> bytes:
-    """A gzip'd initramfs: /init (the harness's script) and a static BusyBox."""
+def busybox_initramfs(busybox: bytes, init_script: bytes,
+                      modules: Sequence[tuple[str, bytes]] = ()) -> bytes:
+    """A gzip'd initramfs: /init (the harness's script) and a static BusyBox; kernel
+    modules as /lib/modules/NAME.ko with /lib/modules/load, their names in load order,
+    which the init script insmods."""
     cpio = CpioWriter()
     for d in ("bin", "dev", "proc", "sys", "tmp", "sbin", "usr", "usr/bin", "usr/sbin"):
         cpio.directory(d)
@@ -122,10 +137,24 @@ def busybox_initramfs(busybox: bytes, init_script: bytes) -> bytes:
     cpio.file("bin/busybox", busybox, 0o755)
     cpio.symlink("bin/sh", "busybox")
     cpio.file("init", init_script, 0o755)
+    if modules:
+        cpio.directory("lib")
+        cpio.directory("lib/modules")
+        for name, data in modules:
+            cpio.file(f"lib/modules/{name}.ko", data)
+        cpio.file("lib/modules/load", "".join(f"{n}\n" for n, _ in modules).encode())
     return gzip.compress(cpio.finish(), compresslevel=6, mtime=0)
 
 
-Inputs = dict[str, tuple[str, Path]]  # image name -> (sha256, path)
+class Input(NamedTuple):
+    """A resolved input image: its digest, file, and where it came from (results.json's
+    details: a `deb:` kernel's package, version and member)."""
+    sha256: str
+    path: Path
+    details: dict[str, Any] = {}  # never mutated
+
+
+Inputs = dict[str, Input]  # image name -> the resolved image
 Plan = tuple[dict[str, str], Callable[[], bytes]]  # (input digests, the build itself)
 
 
@@ -141,19 +170,56 @@ def _plan_busybox_initramfs(cache: Cache, params: dict, inputs: Inputs, offline:
                              offline, log)
     script = resources.files("harness").joinpath("data").joinpath("busybox-init.sh").read_bytes()
     digests = {"busybox": busybox.sha256, "init": hashlib.sha256(script).hexdigest()}
-    return digests, lambda: busybox_initramfs(
-        cache.blob_path(busybox.sha256).read_bytes(), script)
+    names = list(params.get("modules") or [])
+    if not names:
+        return digests, lambda: busybox_initramfs(
+            cache.blob_path(busybox.sha256).read_bytes(), script)
+    kernel = inputs[params["kernel"]]
+    deb, what, release = _kernel_package(cache, kernel, offline, log)
+    digests["kernel-deb"] = kernel.details.get("deb_sha256", "")
+    digests["kernel-release"] = release or ""
+    digests["modules"] = hashlib.sha256("\0".join(names).encode()).hexdigest()
+
+    def make() -> bytes:
+        log(f"  reading kernel modules {', '.join(names)} out of {what}")
+        try:
+            mods = modules_from_deb(deb, release, names, what, log)
+        except ModuleError as exc:
+            raise RecipeError(str(exc)) from None
+        return busybox_initramfs(cache.blob_path(busybox.sha256).read_bytes(), script, mods)
+
+    return digests, make
+
+
+def _kernel_package(cache: Cache, kernel: Input, offline: bool,
+                    log: Callable[[str], None]) -> tuple[Path, str, str | None]:
+    """(the .deb a `deb:` kernel image came from, its name for messages, the kernel
+    release): the same package and version, from the cache (downloaded again if the
+    cache lost it)."""
+    d = kernel.details
+    if not d.get("package") or not d.get("version"):
+        raise RecipeError("kernel modules need the kernel to be a deb: image (its package "
+                          "holds the modules)")
+    what = f"{d['package']} {d['version']} ({d.get('arch', '?')})"
+    deb = cache.blob_path(d["deb_sha256"]) if d.get("deb_sha256") else None
+    if deb is None or not deb.is_file():
+        if offline:
+            raise RecipeError(f"offline, and the package {what} is not in the cache")
+        archive = archive_for(cache, d["arch"], log)
+        archive.update()  # the version must be in the package lists apt answers from
+        deb = archive.download(d["package"], d["version"], None)
+    return deb, what, release_of(d.get("member", ""))
 
 
 def _plan_linux_pvh(cache: Cache, params: dict, inputs: Inputs, offline: bool,
                     log: Callable[[str], None]) -> Plan:
-    digest, path = inputs[params["kernel"]]
-    return {"kernel": digest}, lambda: linux_pvh(path.read_bytes())
+    kernel = inputs[params["kernel"]]
+    return {"kernel": kernel.sha256}, lambda: linux_pvh(kernel.path.read_bytes())
 
 
 def _plan_grub_iso(cache: Cache, params: dict, inputs: Inputs, offline: bool,
                    log: Callable[[str], None]) -> Plan:
-    files = {iso: inputs[name] for iso, name in params["files"].items()}
+    files = {iso: inputs[name][:2] for iso, name in params["files"].items()}
     config = params["config"]
     digests = {f"file:{iso}": d for iso, (d, _) in sorted(files.items())}
     digests["grub.cfg"] = hashlib.sha256(config.encode()).hexdigest()
@@ -170,11 +236,38 @@ def _plan_cc(cache: Cache, params: dict, inputs: Inputs, offline: bool,
     return digests, lambda: compile_c(cc, source, flags)
 
 
+def _plan_iso(cache: Cache, params: dict, inputs: Inputs, offline: bool,
+              log: Callable[[str], None]) -> Plan:
+    folder, label = Path(params["folder"]), params.get("label") or DEFAULT_LABEL
+    if not folder.is_dir():
+        raise RecipeError(f"{folder}: no such folder")
+    try:
+        entries = scan(folder)
+    except (IsoBuildError, OSError) as exc:
+        raise RecipeError(str(exc)) from None
+
+    def make() -> bytes:
+        try:
+            return build_iso(folder, label)
+        except (IsoBuildError, OSError) as exc:
+            raise RecipeError(str(exc)) from None
+
+    return {"folder": folder_digest(entries, label), "pycdlib": _pycdlib_version()}, make
+
+
+def _plan_blank_disk(cache: Cache, params: dict, inputs: Inputs, offline: bool,
+                     log: Callable[[str], None]) -> Plan:
+    size = int(params["size"])
+    return {"size": str(size), "qemu-img": _qemu_img_version()}, lambda: blank_disk(size)
+
+
 _PLANS = {
     "busybox-initramfs": _plan_busybox_initramfs,
     "linux-pvh": _plan_linux_pvh,
     "grub-iso": _plan_grub_iso,
     "cc": _plan_cc,
+    "iso": _plan_iso,
+    "blank-disk": _plan_blank_disk,
 }
 
 
@@ -273,4 +366,31 @@ def compile_c(cc: str, source: str, flags: list[str]) -> bytes:
         if proc.returncode != 0 or not out.exists():
             tail = " / ".join(proc.stderr.strip().splitlines()[-3:])
             raise RecipeError(f"{cc} failed: {tail}")
+        return out.read_bytes()
+
+
+# --- iso, blank-disk ---------------------------------------------------------------
+
+
+def _pycdlib_version() -> str:
+    from importlib.metadata import version
+
+    return version("pycdlib")
+
+
+def _qemu_img_version() -> str:
+    if shutil.which("qemu-img") is None:
+        raise RecipeError("qemu-img not found (Debian package qemu-utils)")
+    out = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True)
+    return out.stdout.splitlines()[0].strip() if out.stdout else "?"
+
+
+def blank_disk(size: int) -> bytes:
+    """An empty qcow2 of `size` bytes (qemu-img writes no date: the same bytes each time)."""
+    with tempfile.TemporaryDirectory(prefix="blank-disk-") as tmp:
+        out = Path(tmp) / "disk.qcow2"
+        proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(out), str(size)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            raise RecipeError(f"qemu-img create failed: {proc.stderr.strip()}")
         return out.read_bytes()

@@ -31,7 +31,7 @@ from .cache import Cache, CacheError, Digests
 from .checksums import ChecksumError, Digest, parse_sums, pick
 from .debian import DebError, fetch_deb_file
 from .download import Downloader, DownloadError, ProgressFn
-from .recipes import RecipeError, build, image_inputs
+from .recipes import Input, RecipeError, build, image_inputs
 
 
 class ImageError(Exception):
@@ -243,7 +243,7 @@ class ImageStore:
     def _resolve_build(self, spec: ImageSpec, done: dict[str, ResolvedImage]) -> ResolvedImage:
         params = dict(spec.params)
         recipe = params.pop("recipe")
-        inputs = {name: (img.sha256, img.path) for name, img in done.items()}
+        inputs = {name: Input(img.sha256, img.path, img.details) for name, img in done.items()}
         built = build(self.cache, recipe, params, inputs, self.offline, self.log)
         return ResolvedImage(self.cache.blob_path(built.sha256), built.sha256,
                              f"build:{recipe}", {"inputs": built.inputs, **params})

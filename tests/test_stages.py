@@ -5,11 +5,14 @@ score, milestones and tests across stages."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from harness.backends.base import LaunchContext
+from harness.backends.qemu import build_launch
 from harness.config import ConfigError, load_guest
 from harness.console.matcher import Event
 from harness.console.tracker import Outcome
@@ -189,3 +192,24 @@ def test_from_a_later_stage_only_that_stage_counts(tmp_path):
     assert result.verdict == "pass" and result.score == 1.0
     assert [s["name"] for s in result.stages] == ["boot"]
     assert [m.name for m in result.milestones] == ["boot/login"]
+
+
+def test_a_disk_keeps_its_ide_place_from_the_install_cd_to_its_own_boot(tmp_path):
+    """Installed from a CD as the first IDE disk (wd0, ada0), booted as the first IDE
+    disk: the answers CD moves out of the way of the boot disk, not onto it."""
+    g = dataclasses.replace(load(tmp_path, STAGED.replace(
+        "boot: {kernel: kernel, cmdline: \"console=ttyS0\"}", "boot: {cdrom: cd}").replace(
+        "  disk: {file: disk.img}\n", "  disk: {file: disk.img}\n  cd: {file: cd.iso}\n"
+        "  answers: {file: answers.iso}\n")),
+        drives=(Drive("disk", "ide"), Drive("answers", "ide", readonly=True)))
+    cell = make_cell(g, "tcg", "bios", Timeouts(300, 60), 256)
+    images = {name: tmp_path / f"{name}.img" for name in g.images}
+    argvs = [build_launch(stage_cell(cell, s), images,
+                          LaunchContext(tmp_path / s.name, None, state=tmp_path)).argv
+             for s in g.stages]
+    places = [{re.search(r"file=([^,]+)", a)[1]: re.search(r"index=(\d)", a)[1]
+               for a in argv if "if=ide" in a} for argv in argvs]
+    overlay, answers, cd = (str(tmp_path / "disk.overlay.qcow2"), str(images["answers"]),
+                            str(images["cd"]))
+    assert places[0] == {cd: "2", overlay: "0", answers: "1"}  # installing from the CD
+    assert places[1] == {overlay: "0", answers: "1"}  # booting the installed disk

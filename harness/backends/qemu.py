@@ -253,10 +253,18 @@ def _drive_args(cell: Cell, media: dict[str, Path]) -> list[str]:
     a writable one is its overlay (qcow2), a read-only one the image as it is."""
     assert cell.arch_info is not None
     argv: list[str] = []
+    boot = cell.guest.boot
+    # the harness's own media on the IDE bus (`_boot_args`): a boot disk at index 0, a CD at
+    # 2; drives take the indices left, so a disk keeps its place (wd0, then wd1) whether a
+    # stage installs onto it from a CD or boots it
+    taken = {"ide": {0} if boot.kind == "disk" else {2} if boot.kind == "cdrom" or boot.cdrom
+             else set()}
     count: dict[str, int] = {}
     for n, drive in enumerate(cell.guest.drives):
         path = media[drive.image]
         index = count.get(drive.interface, 0)
+        while index in taken.get(drive.interface, ()):
+            index += 1
         count[drive.interface] = index + 1
         fmt = "qcow2" if not drive.readonly else image_format(path) if path.exists() else "raw"
         values = {"file": str(path), "format": fmt, "id": f"drive{n}", "index": str(index),

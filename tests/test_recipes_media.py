@@ -5,6 +5,8 @@ them. No guest boots here: tests/test_recipes_vm.py boots one with all of it."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import os
@@ -242,3 +244,56 @@ def test_virtio_and_ide_drives_as_qemu_takes_them(tmp_path, qemu):
         r"^(\S+) \(#block\d+\): (\S+) \(([^)]*)\)", proc.stdout, re.MULTILINE)}
     assert blocks == {"drive0": (str(target), "qcow2"), "drive1": (str(cd), "raw, read-only"),
                       "ide0-hd0": (str(second), "qcow2"), "ide0-cd1": (str(cd2), "raw, read-only")}
+
+
+def newc(data: bytes) -> list[tuple[str, int, bytes]]:
+    """(name, mode, content) of every entry of concatenated newc cpio archives, as the
+    kernel reads an initramfs: archive after archive, skipping the zero padding."""
+    out, at = [], 0
+    while at < len(data):
+        if data[at:at + 4] == b"\0\0\0\0":
+            at += 4
+            continue
+        assert data[at:at + 6] == b"070701", f"no cpio header at {at}"
+        fields = [int(data[at + 6 + 8 * i:at + 14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = fields[1], fields[6], fields[11]
+        name = data[at + 110:at + 110 + namesize - 1].decode()
+        body = at + 110 + namesize + (-(110 + namesize) % 4)
+        out.append((name, mode, data[body:body + size]))
+        at = body + size + (-size % 4)
+    return out
+
+
+def test_initrd_append_adds_a_folder_after_the_initrd_as_linux_unpacks_it(tmp_path, cache):
+    """Debian's preseed flow: the netboot initrd, then /preseed.cfg (and a script) in a
+    second archive; the first archive's bytes are untouched."""
+    from harness.images.recipes import CpioWriter, Input
+
+    initrd, script = write(tmp_path / "initrd.gz", ""), b"#!/bin/sh\n"
+    while len(initrd.read_bytes()) % 4 != 2:  # an initrd whose end needs padding
+        script += b"#"
+        base = CpioWriter()
+        base.file("init", script, 0o755)
+        initrd.write_bytes(gzip.compress(base.finish(), mtime=0))
+    folder = tmp_path / "preseed"
+    write(folder / "preseed.cfg", "d-i debian-installer/locale string en_US\n")
+    write(folder / "late" / "gh-late.sh", "#!/bin/sh\necho late\n").chmod(0o755)
+    inputs = {"initrd": Input(hashlib.sha256(initrd.read_bytes()).hexdigest(), initrd, {})}
+    params = {"recipe": "initrd-append", "initrd": "initrd", "folder": str(folder)}
+    built = build(cache, "initrd-append", params, inputs, offline=True, log=lambda _: None)
+    data = cache.blob_path(built.sha256).read_bytes()
+    assert data.startswith(initrd.read_bytes())
+    size = len(initrd.read_bytes())
+    assert data[size:size + 2] == b"\0\0" and data[size + 2:size + 4] == b"\x1f\x8b"
+    assert newc(gzip.decompress(data[:size]))[0][0] == "init"
+    second = gzip.decompress(data[size + 2:])
+    entries = [(n, oct(m), c) for n, m, c in newc(second)]
+    assert entries == [
+        ("late", "0o40755", b""), ("preseed.cfg", "0o100644", folder.joinpath(
+            "preseed.cfg").read_bytes()),
+        ("late/gh-late.sh", "0o100755", b"#!/bin/sh\necho late\n"), ("TRAILER!!!", "0o0", b"")]
+    again = build(cache, "initrd-append", params, inputs, offline=True, log=lambda _: None)
+    assert again.sha256 == built.sha256
+    write(folder / "preseed.cfg", "d-i debian-installer/locale string de_DE\n")
+    changed = build(cache, "initrd-append", params, inputs, offline=True, log=lambda _: None)
+    assert changed.sha256 != built.sha256

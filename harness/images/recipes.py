@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from ..model import ImageSpec
 from .cache import Cache
 from .debian import archive_for, fetch_deb_file
-from .isoimage import IsoBuildError, build_iso, folder_digest, scan
+from .isoimage import Entry, IsoBuildError, build_iso, folder_digest, scan
 from .kmods import ModuleError, modules_from_deb, release_of
 
 
@@ -57,6 +57,9 @@ RECIPES: dict[str, RecipeSpec] = {
     "iso": RecipeSpec({"folder": "folder", "label": "label"}, ("folder",)),
     # an empty qcow2 disk of a virtual size, for an installer to install onto
     "blank-disk": RecipeSpec({"size": "size"}, ("size",)),
+    # an initrd with a folder's files added (a cpio archive appended: Linux unpacks every
+    # archive of an initramfs, later files over earlier): debian-installer's /preseed.cfg
+    "initrd-append": RecipeSpec({"initrd": "image", "folder": "folder"}, ("initrd", "folder")),
 }
 DEFAULT_LABEL = "PAYLOAD"
 
@@ -261,6 +264,34 @@ def _plan_blank_disk(cache: Cache, params: dict, inputs: Inputs, offline: bool,
     return {"size": str(size), "qemu-img": _qemu_img_version()}, lambda: blank_disk(size)
 
 
+def _plan_initrd_append(cache: Cache, params: dict, inputs: Inputs, offline: bool,
+                        log: Callable[[str], None]) -> Plan:
+    initrd, folder = inputs[params["initrd"]], Path(params["folder"])
+    if not folder.is_dir():
+        raise RecipeError(f"{folder}: no such folder")
+    try:
+        entries = scan(folder)
+    except (IsoBuildError, OSError) as exc:
+        raise RecipeError(str(exc)) from None
+    return ({"initrd": initrd.sha256, "folder": folder_digest(entries, "")},
+            lambda: initrd_append(initrd.path.read_bytes(), folder, entries))
+
+
+def initrd_append(initrd: bytes, folder: Path, entries: Sequence[Entry]) -> bytes:
+    """`initrd` unchanged, padded to 4 bytes (where the kernel looks for the next archive),
+    then a gzip'd newc cpio of the folder's entries (owners root, times zero)."""
+    cpio = CpioWriter()
+    for e in entries:
+        if e.kind == "dir":
+            cpio.directory(e.rel)
+        elif e.kind == "link":
+            cpio.symlink(e.rel, e.target)
+        else:
+            cpio.file(e.rel, (folder / e.rel).read_bytes(), 0o755 if e.mode & 0o111 else 0o644)
+    return (initrd + b"\0" * (-len(initrd) % 4)
+            + gzip.compress(cpio.finish(), compresslevel=9, mtime=0))
+
+
 _PLANS = {
     "busybox-initramfs": _plan_busybox_initramfs,
     "linux-pvh": _plan_linux_pvh,
@@ -268,6 +299,7 @@ _PLANS = {
     "cc": _plan_cc,
     "iso": _plan_iso,
     "blank-disk": _plan_blank_disk,
+    "initrd-append": _plan_initrd_append,
 }
 
 

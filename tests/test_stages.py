@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from harness.payload.outcome import PayloadOutcome
 from harness.plan import for_backend, make_cell
 from harness.stages import StageError, stage_cell, stages_from
 
-from .conftest import write
+from .conftest import ROOT, write
 
 STAGED = textwrap.dedent("""\
     id: st
@@ -213,3 +215,37 @@ def test_a_disk_keeps_its_ide_place_from_the_install_cd_to_its_own_boot(tmp_path
                             str(images["cd"]))
     assert places[0] == {cd: "2", overlay: "0", answers: "1"}  # installing from the CD
     assert places[1] == {overlay: "0", answers: "1"}  # booting the installed disk
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--from-stage", "check"], "--from-stage: linux-busybox-stages-x86_64 has no stage "
+     "'check' (its stages: install, verify) (narrow the selection with --only)"),
+    (["--kept", "x"], "--kept: only with --from-stage"),
+    (["--from-stage", "verify", "--kept", "nowhere"], "--kept nowhere: not a run folder (no "
+     "results.json); give the run that kept the overlays (`harness run --keep`)"),
+])
+def test_from_stage_mistakes_are_refused_before_anything_boots(tmp_path, extra, message):
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--only",
+                           "linux-busybox-stages-x86_64/tcg/bios", "--out", str(tmp_path),
+                           *extra], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(message), proc.stderr
+    assert not any(tmp_path.iterdir())  # no run folder: nothing ran
+
+
+def test_from_stage_needs_a_staged_guest(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--only",
+                           "linux-busybox-x86_64/tcg/bios", "--out", str(tmp_path),
+                           "--from-stage", "verify"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "linux-busybox-x86_64 has no stage 'verify' (its stages: none: it is not a staged " \
+           "guest)" in proc.stderr
+
+
+def test_the_nightly_matrix_names_guests_that_exist():
+    from harness.config import load_guests, load_matrix
+
+    guests = load_guests(ROOT / "guests")
+    matrix = load_matrix(ROOT / "nightly.yaml", guests)
+    assert matrix.backends == ["tcg", "nvmm"]
+    assert all(g in guests and (guests[g].payload or guests[g].stages) for g in matrix.guests)

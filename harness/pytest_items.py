@@ -19,6 +19,7 @@ from .results.after import finish_run, write_pages
 from .results.junit import console_tail
 from .results.store import RunStore
 from .scheduler import RunOptions, Scheduler
+from .verdict import tests_failed
 
 
 class _Runner:
@@ -89,12 +90,20 @@ class CellItem(pytest.Item):
         verdict = result.underlying or result.verdict  # xfail marks map expectations
         if verdict.is_failure():
             raise CellFailed(f"{verdict}: {result.reason}", console_tail(store.folder, result))
+        if tests_failed(result):  # the boot went well; the guest's own tests did not
+            bad = [c for c in result.cases if c["status"] in ("failed", "error")]
+            raise CellFailed(f"{len(bad)} of its tests failed: "
+                             + ", ".join(f"{c['step']}: {c['name']} ({c['status']})"
+                                         for c in bad[:20]),
+                             "\n".join(f"{c['name']}: {c['output'].strip()}" for c in bad),
+                             "what the failed tests said")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
                      ) -> str | Any:
         if isinstance(excinfo.value, CellFailed):
-            message, tail = excinfo.value.args
-            return f"{self.cell.id}: {message}\n--- console tail ---\n{tail[-3000:]}"
+            message, tail, *label = excinfo.value.args
+            return (f"{self.cell.id}: {message}\n--- {label[0] if label else 'console tail'} "
+                    f"---\n{tail[-3000:]}")
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -102,4 +111,5 @@ class CellItem(pytest.Item):
 
 
 class CellFailed(Exception):
-    """A cell whose verdict counts as failure (message, console tail)."""
+    """A cell whose verdict or tests count as failure (message, console tail or the
+    failed tests' output, and optionally what that text is)."""

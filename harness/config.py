@@ -97,7 +97,7 @@ def load_guest(path: Path) -> Guest:
     console = m.get("console", _one_of(*CONSOLES), "serial")
     quirk_defs = _quirk_defs(c, m)
     milestones = milestone_list(c, m, path.parent, console)
-    stages = stage_list(c, m, images, path.parent, console, boot)
+    stages = stage_list(c, m, images, path.parent, console, boot, drives)
     if stages:  # listings, scores and `verified:` see every stage's, as `stage/name`
         milestones = [dataclasses.replace(x, name=f"{st.name}{STAGE_SEP}{x.name}")
                       for st in stages for x in st.milestones]
@@ -136,7 +136,7 @@ def load_guest(path: Path) -> Guest:
         cpu=cpu,
         drives=drives,
         simh=_simh(c, m, images),
-        payload=[] if stages else payload_steps(c, m, milestones, console),
+        payload=[] if stages else payload_steps(c, m, milestones, console, drives),
         payload_dir=None if stages else payload_dir(c, m, path.parent),
         payload_to=payload_to(m),
         stages=stages,

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .model import CASE_STATUSES, RESULT_FORMATS, Milestone, PayloadStep
+from .model import CASE_STATUSES, RESULT_FORMATS, Drive, Milestone, PayloadStep
 from .validate import _Bad, _Checker, _Map, _one_of, _positive, _regex, _str, _text, shown
 
 DEFAULT_TO = "/tmp/payload"
 STEP_KEYS = ("name", "run", "after", "timeout", "results", "shell", "until", "pattern",
-             "statuses", "file")
+             "statuses", "file", "disk")
 SHELLS = ("posix", "raw")
 DEFAULT_STEP_TIMEOUT = 300.0
 
@@ -23,8 +24,8 @@ def _one_line(v: Any) -> str:
     return text.rstrip("\n")
 
 
-def payload_steps(c: _Checker, m: _Map, milestones: list[Milestone],
-                  console: str = "serial") -> list[PayloadStep]:
+def payload_steps(c: _Checker, m: _Map, milestones: list[Milestone], console: str = "serial",
+                  drives: Sequence[Drive] = ()) -> list[PayloadStep]:
     out: list[PayloadStep] = []
     last = milestones[-1].name if milestones else None
     if "payload" in m.data and console != "serial":
@@ -48,6 +49,15 @@ def payload_steps(c: _Checker, m: _Map, milestones: list[Milestone],
         if "file" in s.data and shell != "posix":
             c.issue(s.line_of("file"), s.path("file"), "files come back through a posix "
                     "shell (base64 between markers)")
+        disk = s.get("disk", _str)
+        writable = [d.image for d in drives if not d.readonly]
+        if disk is not None and disk not in writable:
+            c.issue(s.line_of("disk"), s.path("disk"), f"{shown(disk)}: the results disk is a "
+                    "writable drive of the guest (`drives:`: "
+                    f"{', '.join(writable) or 'none'})")
+        if disk is not None and "file" not in s.data:
+            c.issue(s.line_of("disk"), s.path("disk"), "names the disk a step's `file:` is on "
+                    "(the member of the tar archive the step writes there)")
         pattern = s.get("pattern", _regex)
         if pattern is not None and "name" not in pattern.groupindex:
             c.issue(s.line_of("pattern"), s.path("pattern"),
@@ -58,7 +68,7 @@ def payload_steps(c: _Checker, m: _Map, milestones: list[Milestone],
         out.append(PayloadStep(
             name=name, run=run, timeout=s.get("timeout", _positive, DEFAULT_STEP_TIMEOUT),
             results=results, shell=shell, until=until, pattern=pattern,
-            statuses=_statuses(c, s), file=s.get("file", _str)))
+            statuses=_statuses(c, s), file=s.get("file", _str), disk=disk))
     return out
 
 

@@ -4,13 +4,14 @@ checked like the rest of the file (`file:line: stages[1].milestones[0].pattern: 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .config_boot import boot_spec
 from .config_milestones import milestone_list
 from .config_payload import payload_dir, payload_steps, payload_to
 from .files import SAFE_NAME_RULE, safe_name
-from .model import BootSpec, ImageSpec, Stage, Timeouts
+from .model import BootSpec, Drive, ImageSpec, Stage, Timeouts
 from .validate import _Checker, _Map, _positive, shown
 
 STAGE_KEYS = ("name", "boot", "milestones", "payload", "payload_dir", "payload_to", "timeouts")
@@ -28,7 +29,7 @@ def timeouts(t: _Map | None, base: Timeouts | None = None) -> Timeouts | None:
 
 
 def stage_list(c: _Checker, m: _Map, images: dict[str, ImageSpec], base: Path,
-               console: str, boot: BootSpec | None) -> list[Stage]:
+               console: str, boot: BootSpec | None, drives: Sequence[Drive] = ()) -> list[Stage]:
     """The stages, in order; a stage without `boot:` boots the guest's `boot:`."""
     if "stages" not in m.data:
         return []
@@ -49,7 +50,7 @@ def stage_list(c: _Checker, m: _Map, images: dict[str, ImageSpec], base: Path,
                     "is where it ends, or where its payload starts)")
         milestones = milestone_list(c, s, base, console)
         out.append(Stage(name=name, boot=stage_boot or BootSpec("kernel"), milestones=milestones,
-                         payload=payload_steps(c, s, milestones, console),
+                         payload=payload_steps(c, s, milestones, console, drives),
                          payload_dir=payload_dir(c, s, base), payload_to=payload_to(s),
                          timeouts=timeouts(s.sub("timeouts"))))
     if not out and not c.issues:

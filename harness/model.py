@@ -86,7 +86,15 @@ class PayloadStep:
     pattern: re.Pattern[str] | None = None  # lines: groups `name` and (optional) `status`
     statuses: tuple[tuple[str, str], ...] = ()  # lines: status word -> passed|failed|skipped
     file: str | None = None  # the results are this file in the guest, sent back base64
+    # ... or, with `disk`, this member of a tar archive the step wrote onto that writable
+    # drive (`tar cf /dev/vdb …`), read by the harness after the VM is off
+    disk: str | None = None
     setup: bool = False  # the harness's own step (the payload folder typed in): no test case
+
+    @property
+    def file_on_console(self) -> bool:
+        """Whether the results file comes back over the console (base64), not on a disk."""
+        return self.file is not None and self.disk is None
 
 
 @dataclass

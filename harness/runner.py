@@ -220,6 +220,12 @@ def _follow(cell: Cell, launch: Launch, ctx: AttemptContext, sockdir: Path,
         transcript.close()
         if screen_log is not None:
             screen_log.close()
+    if payload is not None and payload.deferred:  # results left on a disk: the VM is off
+        from .payload.disk import read_member
+        from .payload.outcome import conclude_deferred
+
+        conclude_deferred(payload, lambda disk, member: read_member(launch.media.get(disk),
+                                                                    member, folder))
     tail = _stderr_tail(folder / "vmm.stderr") if outcome.end == "exited" else ""
     shown = {"serial": tracker.serial_tail, "screen": screen_text}
     return Attempt(outcome, None, launch, time.monotonic() - started, tail, shown, payload)

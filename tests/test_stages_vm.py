@@ -71,6 +71,9 @@ def test_the_two_stages_install_then_verify_on_one_disk(installed):
     assert images["initrd"]["inputs"]["kernel-deb"] == images["kernel"]["deb_sha256"]
     assert images["target"]["source"] == "build:blank-disk"
     assert cell["artifacts"]["console"].endswith("stages/verify/console.log")
+    # verify's TAP came back as a tar on the third disk, read after power-off: no base64
+    verify = (here / "stages" / "verify" / "console.log").read_text(errors="replace")
+    assert "tar cf /dev/vdc -C /tmp verify.tap" in verify and ":F@@" not in verify
     assert (here / "target.overlay.qcow2").is_file()  # --keep
 
 

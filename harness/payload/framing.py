@@ -42,7 +42,7 @@ def typed(step: PayloadStep, token: str) -> str:
         return f"{step.run}\n" if step.run is not None else ""
     parts = [f"printf '@@GH:%s:B@@\\n' {token}", f"eval {shlex.quote(step.run or ':')}",
              "gh_s=$?"]
-    if step.file is not None:
+    if step.file_on_console:
         parts += [f"printf '\\n@@GH:%s:F@@\\n' {token}", f"base64 {shlex.quote(step.file)}"]
     parts.append(f"printf '\\n@@GH:%s:E:%s@@\\n' {token} \"$gh_s\"")
     return "; ".join(parts) + "\n"

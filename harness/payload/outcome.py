@@ -8,7 +8,8 @@ and that test is an `error` case.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from ..console.matcher import Event
 from ..model import PayloadStep, TestCase
@@ -26,6 +27,8 @@ class PayloadOutcome:
     steps: list[dict[str, object]] = field(default_factory=list)
     cases: list[TestCase] = field(default_factory=list)
     failure: Event | None = None
+    # steps whose results are on a disk: concluded by `conclude_deferred` once the VM is off
+    deferred: list[tuple[PayloadStep, StepEnd]] = field(default_factory=list)
 
 
 def _text_of(step: PayloadStep, end: StepEnd) -> tuple[str, str | None]:
@@ -74,6 +77,25 @@ def conclude(step: PayloadStep, end: StepEnd, outcome: PayloadOutcome) -> bool:
         outcome.end, outcome.detail = "error", f"payload step {step.name!r}: {problem}"
         return False
     return True
+
+
+def conclude_deferred(outcome: PayloadOutcome, read: Callable[[str, str], bytes]) -> None:
+    """Conclude the steps whose results file is on a disk (`disk:`), in order, now that
+    `read(disk, member)` can take it off the disk (it raises DiskResultsError)."""
+    from .disk import DiskResultsError
+
+    waiting, outcome.deferred = outcome.deferred, []
+    first_bad = (outcome.end, outcome.detail, outcome.failure)  # a later step's, kept
+    for step, end in waiting:
+        assert end.framed is not None and step.disk is not None and step.file is not None
+        try:
+            framed = replace(end.framed, file=read(step.disk, step.file), file_error=None)
+        except DiskResultsError as exc:
+            framed = replace(end.framed, file=None, file_error=f"on disk {step.disk}: {exc}")
+        if not conclude(step, replace(end, framed=framed), outcome):
+            break
+    if first_bad[0] != "complete":
+        outcome.end, outcome.detail, outcome.failure = first_bad
 
 
 def _running(parsed: Parsed, end: StepEnd) -> str | None:

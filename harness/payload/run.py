@@ -53,6 +53,8 @@ def run_payload(vm: VMProcess, steps: Sequence[PayloadStep],
         assert end is not None
         transcript.note(time.monotonic() - vm.started,
                         f"payload step {step.name!r} ended: {end.end}")
-        if not conclude(step, end, outcome):
+        if step.disk is not None and end.end == "done" and end.framed is not None:
+            outcome.deferred.append((step, end))  # its results: on the disk, once it is off
+        elif not conclude(step, end, outcome):
             break
     return outcome

@@ -83,7 +83,7 @@ class StepReader:
         step = self.step
         if step.shell == "posix":
             if "@@" in window and self._end_re.search(window):
-                self._end("done", now, take_apart(self.text, self.token, step.file is not None))
+                self._end("done", now, take_apart(self.text, self.token, step.file_on_console))
         elif self._until is not None and self._until.search(window):
             self._end("done", now)
 

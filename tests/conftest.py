@@ -60,6 +60,22 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def refused_as(path: Path, line: int, message: str) -> None:
+    """The guest file at `path` is refused with `path:line: message`, by the loader and by
+    the command line (exit 2, no traceback)."""
+    import subprocess
+    import sys
+
+    from harness.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_guest(path)
+    assert f"{path}:{line}: {message}" in str(err.value)
+    proc = subprocess.run([sys.executable, "-m", "harness", "list", "--guests", str(path.parent)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
 def register_backend(monkeypatch, name: str, module: str, description: str):
     """backends.yaml with one more entry, whose module lives in tests/ (for this test)."""
     import sys

@@ -239,15 +239,20 @@ def _plan_cc(cache: Cache, params: dict, inputs: Inputs, offline: bool,
     return digests, lambda: compile_c(cc, source, flags)
 
 
-def _plan_iso(cache: Cache, params: dict, inputs: Inputs, offline: bool,
-              log: Callable[[str], None]) -> Plan:
-    folder, label = Path(params["folder"]), params.get("label") or DEFAULT_LABEL
+def _scan_folder(folder: Path) -> list[Entry]:
+    """A `folder` parameter's entries, each checked (symlinks kept inside it)."""
     if not folder.is_dir():
         raise RecipeError(f"{folder}: no such folder")
     try:
-        entries = scan(folder)
+        return scan(folder)
     except (IsoBuildError, OSError) as exc:
         raise RecipeError(str(exc)) from None
+
+
+def _plan_iso(cache: Cache, params: dict, inputs: Inputs, offline: bool,
+              log: Callable[[str], None]) -> Plan:
+    folder, label = Path(params["folder"]), params.get("label") or DEFAULT_LABEL
+    entries = _scan_folder(folder)
 
     def make() -> bytes:
         try:
@@ -267,12 +272,7 @@ def _plan_blank_disk(cache: Cache, params: dict, inputs: Inputs, offline: bool,
 def _plan_initrd_append(cache: Cache, params: dict, inputs: Inputs, offline: bool,
                         log: Callable[[str], None]) -> Plan:
     initrd, folder = inputs[params["initrd"]], Path(params["folder"])
-    if not folder.is_dir():
-        raise RecipeError(f"{folder}: no such folder")
-    try:
-        entries = scan(folder)
-    except (IsoBuildError, OSError) as exc:
-        raise RecipeError(str(exc)) from None
+    entries = _scan_folder(folder)
     return ({"initrd": initrd.sha256, "folder": folder_digest(entries, "")},
             lambda: initrd_append(initrd.path.read_bytes(), folder, entries))
 

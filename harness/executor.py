@@ -29,7 +29,7 @@ from .console.matcher import Event
 from .files import os_problem, sha256_file
 from .images.store import ResolvedImage, unobtained
 from .judge import Attempt, judge, should_retry
-from .model import Cell, CellResult, Timeouts
+from .model import Cell, CellResult, Milestone, Timeouts
 from .repro import repro_script
 from .runner import AttemptContext, boot, boot_stages
 
@@ -194,8 +194,13 @@ def _keep_attempt(folder: Path, n: int) -> None:
 def for_gdb(cell: Cell) -> Cell:
     """The cell without deadlines: a VM paused for a debugger must not time out."""
     never = float("inf")
-    guest = dataclasses.replace(cell.guest, milestones=[
-        dataclasses.replace(m, timeout=None) for m in cell.guest.milestones])
+
+    def untimed(milestones: list[Milestone]) -> list[Milestone]:
+        return [dataclasses.replace(m, timeout=None) for m in milestones]
+
+    guest = dataclasses.replace(cell.guest, milestones=untimed(cell.guest.milestones), stages=[
+        dataclasses.replace(s, milestones=untimed(s.milestones), timeouts=None)
+        for s in cell.guest.stages])
     return dataclasses.replace(cell, guest=guest, timeouts=Timeouts(never, never), retries=0)
 
 

@@ -249,3 +249,14 @@ def test_the_nightly_matrix_names_guests_that_exist():
     matrix = load_matrix(ROOT / "nightly.yaml", guests)
     assert matrix.backends == ["tcg", "nvmm"]
     assert all(g in guests and (guests[g].payload or guests[g].stages) for g in matrix.guests)
+
+
+def test_a_paused_debugger_lifts_every_stage_deadline(tmp_path):
+    from harness.executor import for_gdb
+
+    g = load(tmp_path)
+    cell = for_gdb(make_cell(g, "tcg", "bios", Timeouts(300, 60), 256))
+    for stage in cell.guest.stages:
+        staged = stage_cell(cell, stage)
+        assert staged.timeouts.total == float("inf") and staged.timeouts.stall == float("inf")
+        assert all(m.timeout is None for m in staged.guest.milestones)

@@ -38,7 +38,7 @@ STAGED = textwrap.dedent("""\
     stages:
       - name: install
         milestones:
-          - {name: kernel, pattern: 'Linux version'}
+          - {name: kernel, pattern: 'Linux version', timeout: 30}
           - {name: done, pattern: 'INSTALLED', weight: 3}
         payload:
           - {name: write, run: "echo hi"}
@@ -131,7 +131,8 @@ def test_a_slow_backend_stretches_every_stage(tmp_path):
     slow, _ = for_backend(g, Timeouts(300, 60), "bochs")  # bochs: time_factor in backends.yaml
     factor = slow.stages[0].timeouts.total / 900
     assert factor > 1 and slow.stages[1].timeouts is None
-    assert slow.stages[0].milestones[0].timeout == g.stages[0].milestones[0].timeout
+    assert slow.stages[0].milestones[0].timeout == 30 * factor
+    assert slow.stages[0].milestones[1].timeout is None
 
 
 def _attempt(end: str, reached: dict[int, float], payload: PayloadOutcome | None = None,
@@ -255,6 +256,7 @@ def test_a_paused_debugger_lifts_every_stage_deadline(tmp_path):
     from harness.executor import for_gdb
 
     g = load(tmp_path)
+    assert g.stages[0].milestones[0].timeout == 30
     cell = for_gdb(make_cell(g, "tcg", "bios", Timeouts(300, 60), 256))
     for stage in cell.guest.stages:
         staged = stage_cell(cell, stage)

@@ -95,7 +95,7 @@ def repro_script(cell: Cell, images: dict[str, ResolvedImage], launch: Launch,
         out += ["teardown() {", *(f"  {line(a)} || true" for a in launch.teardown), "}",
                 "trap teardown EXIT INT TERM"]
     out += [f"say {shlex.quote('running: ' + ' '.join(a[:3]))}; {line(a)}"
-            for a in launch.setup]
+            for a in launch.done_before + launch.setup]
     argv = launch.terminal_argv or launch.argv  # the console on this terminal, not a socket
     words = [_word(a, replace) for a in argv]
     lines, i = [], 0

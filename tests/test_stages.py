@@ -262,3 +262,24 @@ def test_a_paused_debugger_lifts_every_stage_deadline(tmp_path):
         staged = stage_cell(cell, stage)
         assert staged.timeouts.total == float("inf") and staged.timeouts.stall == float("inf")
         assert all(m.timeout is None for m in staged.guest.milestones)
+
+
+def test_a_later_stage_boots_on_the_overlay_and_its_repro_sh_makes_one(tmp_path):
+    """The runner does not make the overlay a later stage boots on again (that would undo
+    the install); repro.sh, which starts from nothing, does."""
+    from harness.images.store import ResolvedImage
+    from harness.repro import repro_script
+
+    g = dataclasses.replace(load(tmp_path), drives=(Drive("disk", "virtio"),))
+    cell = make_cell(g, "tcg", "bios", Timeouts(300, 60), 256)
+    images = {name: tmp_path / f"{name}.img" for name in g.images}
+    overlay = tmp_path / "disk.overlay.qcow2"
+    overlay.write_bytes(b"what stage install wrote")
+    first, later = (build_launch(stage_cell(cell, g.stages[0]), images, LaunchContext(
+        tmp_path / "install", None, state=tmp_path, fresh=fresh)) for fresh in (True, False))
+    assert [a[1] for a in first.setup] == ["create"] and first.done_before == []
+    assert later.setup == [] and later.done_before == first.setup
+    assert "# done by an earlier stage: qemu-img create" in later.describe()
+    resolved = {n: ResolvedImage(p, "0" * 64, "file") for n, p in images.items()}
+    script = repro_script(cell, resolved, later, tmp_path, "run")
+    assert "qemu-img create" in script and "disk.overlay.qcow2" in script

@@ -59,6 +59,9 @@ class Launch:
     argv: list[str]  # its terminal is the guest's serial console
     files: dict[Path, str] = field(default_factory=dict)  # written first
     setup: list[list[str]] = field(default_factory=list)  # each must succeed, in order
+    # setup an earlier stage of the cell already did (its disk overlays): not run again,
+    # but repro.sh, which starts from nothing, runs them first
+    done_before: list[list[str]] = field(default_factory=list)
     teardown: list[list[str]] = field(default_factory=list)  # always run, errors ignored
     firmware_files: tuple[Path, ...] = ()
     vars_template: Path | None = None  # copied to `vars_file` before setup
@@ -82,6 +85,7 @@ class Launch:
         if self.vars_template is not None:
             out.append(f"# copy {self.vars_template} to {self.vars_file}")
         out += [f"# unpack {tar} into {folder}" for folder, tar in self.trees.items()]
+        out += [f"# done by an earlier stage: {shlex.join(a)}" for a in self.done_before]
         out += [shlex.join(a) for a in self.setup] + [shlex.join(self.argv)]
         out += [f"# afterwards: {shlex.join(a)}" for a in self.teardown]
         return "\n".join(out) + "\n"

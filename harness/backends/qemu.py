@@ -194,7 +194,7 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
         ]
         firmware_files = (code, vars_template)
 
-    media, setup = _media(cell, images, ctx)
+    media, setup, done_before = _media(cell, images, ctx)
     trees: dict[Path, Path] = {}
     if guest.boot.kind == "network":  # QEMU's own DHCP and TFTP serve the tree
         assert guest.boot.image is not None
@@ -208,7 +208,7 @@ def build_launch(cell: Cell, images: dict[str, Path], ctx: LaunchContext,
     if ctx.console is not None:  # repro.sh keeps the console on its terminal
         at = argv.index(console_chardev(ctx.console))
         terminal = [*argv[:at], console_chardev(None), *argv[at + 1:]]
-    return Launch(argv, setup=setup, firmware_files=firmware_files,
+    return Launch(argv, setup=setup, done_before=done_before, firmware_files=firmware_files,
                   vars_template=vars_template, vars_file=vars_file, monitor=monitor,
                   media=media, console=ctx.console, terminal_argv=terminal, trees=trees)
 
@@ -228,24 +228,24 @@ def console_chardev(address: str | None) -> str:
     return f"socket,id={CONSOLE_CHARDEV},{where},server=on,wait=on"
 
 
-def _media(cell: Cell, images: dict[str, Path],
-           ctx: LaunchContext) -> tuple[dict[str, Path], list[list[str]]]:
+def _media(cell: Cell, images: dict[str, Path], ctx: LaunchContext
+           ) -> tuple[dict[str, Path], list[list[str]], list[list[str]]]:
     """Paths for the command line: an overlay (and the command that makes it) for a
     writable boot medium, the rest as they are. A later stage (`ctx.fresh` false) boots
     on the overlays an earlier one wrote."""
     boot = cell.guest.boot
     if boot.kind == "network" and boot.image:  # the tree's tar, unpacked here (trees)
-        return {**images, boot.image: ctx.folder / "tftp"}, []
+        return {**images, boot.image: ctx.folder / "tftp"}, [], []
     writable = [d.image for d in cell.guest.drives if not d.readonly]
     if boot.kind in WRITABLE and boot.image:
         writable.insert(0, boot.image)
-    media, setup = dict(images), []
+    media, setup, done_before = dict(images), [], []
     for name in dict.fromkeys(writable):
         overlay = ctx.state_dir / f"{name}.overlay.qcow2"
         media[name] = overlay
-        if ctx.fresh or not overlay.exists():
-            setup.append(overlay_argv(images[name], overlay))
-    return media, setup
+        fresh = ctx.fresh or not overlay.exists()
+        (setup if fresh else done_before).append(overlay_argv(images[name], overlay))
+    return media, setup, done_before
 
 
 def _drive_args(cell: Cell, media: dict[str, Path]) -> list[str]:

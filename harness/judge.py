@@ -22,6 +22,7 @@ from .model import STAGE_SEP, Cell, CellResult, MilestoneResult, Stage, TestCase
 from .payload.outcome import PayloadOutcome
 from .stages import stage_cell
 from .verdict import (
+    NOT_BOOTED,
     apply_expectation,
     decide,
     expectation_json,
@@ -67,7 +68,8 @@ def attempt_verdict(cell: Cell, attempt: Attempt) -> tuple[Verdict, str | None]:
         reason = f"{reason}: {attempt.stderr_tail or '(stderr empty)'}"
     if verdict is Verdict.PASS and attempt.payload is not None:
         verdict, reason = payload_verdict(attempt.payload)
-    pending = stuck_early(cell.guest.milestones, attempt.outcome, verdict)
+    pending = (stuck_early(cell.guest.milestones, attempt.outcome, verdict)
+               if attempt.outcome.end not in NOT_BOOTED else None)  # no VM: nothing shown
     if pending is not None:  # a guest-file mistake or a guest failure? show what it showed
         reason = what_it_showed(reason, pending, attempt.shown, cell.guest.uses_screen)
     return verdict, reason

@@ -28,11 +28,11 @@ from typing import Any
 from . import knowledge
 from .backends import registry
 from .backends.base import Launch, LaunchContext, LaunchError
-from .backends.media import overlays
+from .backends.media import has_boot_sector, overlay_path, overlays
 from .backends.qmp import QMP
 from .console.engine import PatternTimeout
 from .console.matcher import Event
-from .console.tracker import BootTracker
+from .console.tracker import BootTracker, Outcome
 from .console.transcript import Transcript
 from .images.archive import ArchiveError, unpack_tree
 from .interact import hand_over, keys_while_booting
@@ -121,6 +121,10 @@ def boot_stages(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
     try:
         for stage in stages_from(cell.guest, from_stage):
             scell = stage_cell(cell, stage)
+            unbootable = _left_unbootable(stage, ctx.folder, fresh=not runs and from_stage is None)
+            if unbootable is not None:
+                runs.append((stage, unbootable))
+                break
             sctx = dataclasses.replace(ctx, folder=ctx.folder / "stages" / stage.name,
                                        state=ctx.folder, keep=True,
                                        fresh=not runs and from_stage is None,
@@ -137,6 +141,18 @@ def boot_stages(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
         return Attempt(None, "no stage to boot")
     last = runs[-1][1]
     return dataclasses.replace(last, duration=sum(a.duration for _, a in runs), stages=runs)
+
+
+def _left_unbootable(stage: Stage, state: Path, fresh: bool) -> Attempt | None:
+    """A stage that boots a disk an earlier stage wrote, when that disk has no boot sector:
+    the guest's failure (`fail`), said before a VM waits in vain on a blank disk."""
+    boot = stage.boot
+    overlay = overlay_path(state, boot.image) if boot.kind == "disk" and boot.image else None
+    if fresh or overlay is None or not overlay.exists() or has_boot_sector(overlay) is not False:
+        return None
+    detail = (f"the disk {boot.image!r} an earlier stage wrote has no boot sector (no 0x55AA "
+              "signature at the end of its first sector): it was left unbootable")
+    return Attempt(Outcome("unbootable", 0.0, detail=detail))
 
 
 def _named(hook: Callable[[Event], None] | None,

@@ -24,7 +24,9 @@ _ENDINGS = {
     "exited": Verdict.FAIL,
     "accel": Verdict.ERROR,
     "interrupted": Verdict.ERROR,
+    "unbootable": Verdict.FAIL,  # a stage's boot disk that an earlier stage left unbootable
 }
+NOT_BOOTED = frozenset({"unbootable"})  # endings found before any VM ran: it showed nothing
 
 
 def milestone_results(milestones: list[Milestone], outcome: Outcome) -> list[MilestoneResult]:

@@ -283,3 +283,22 @@ def test_a_later_stage_boots_on_the_overlay_and_its_repro_sh_makes_one(tmp_path)
     resolved = {n: ResolvedImage(p, "0" * 64, "file") for n, p in images.items()}
     script = repro_script(cell, resolved, later, tmp_path, "run")
     assert "qemu-img create" in script and "disk.overlay.qcow2" in script
+
+
+def test_a_stage_left_with_no_boot_sector_fails_before_any_vm_waits_on_it(tmp_path):
+    from harness.runner import AttemptContext, boot_stages
+
+    g = load(tmp_path)
+    cell = make_cell(g, "tcg", "bios", Timeouts(300, 60), 256)
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
+                    str(folder / "disk.overlay.qcow2"), "1M"], check=True)
+    attempt = boot_stages(cell, {}, AttemptContext(folder, keep=True), from_stage="boot")
+    result = judge(cell, [attempt])
+    assert result.verdict == "fail"
+    assert result.reason.startswith(
+        "stage boot: the disk 'disk' an earlier stage wrote has no boot sector (no 0x55AA "
+        "signature at the end of its first sector): it was left unbootable")
+    assert [s["verdict"] for s in result.stages] == ["fail"]
+    assert not (folder / "stages").exists()  # no VM was started for it

@@ -19,7 +19,7 @@ from .. import knowledge
 from ..model import NO_BIOS, BackendInfo, Cell
 from . import addresses
 from .base import Launch, LaunchContext, LaunchError
-from .media import WRITABLE, image_format, overlay_argv
+from .media import WRITABLE, image_format, overlay_argv, overlay_path
 from .probe import (
     AVAILABLE,
     MISSING,
@@ -241,7 +241,7 @@ def _media(cell: Cell, images: dict[str, Path], ctx: LaunchContext
         writable.insert(0, boot.image)
     media, setup, done_before = dict(images), [], []
     for name in dict.fromkeys(writable):
-        overlay = ctx.state_dir / f"{name}.overlay.qcow2"
+        overlay = overlay_path(ctx.state_dir, name)
         media[name] = overlay
         fresh = ctx.fresh or not overlay.exists()
         (setup if fresh else done_before).append(overlay_argv(images[name], overlay))

@@ -20,7 +20,7 @@ from . import knowledge
 from .config_board import board
 from .config_boot import boot_spec
 from .config_images import _images
-from .config_milestones import milestone_list
+from .config_milestones import CONSOLES, milestone_list
 from .config_payload import payload_dir, payload_steps, payload_to
 from .config_stages import stage_list
 from .config_stages import timeouts as stage_timeouts
@@ -66,7 +66,6 @@ from .yamlpos import LineList, YamlError, load_file
 __all__ = ["ConfigError", "ConfigIssue", "load_guest", "load_guests", "load_matrix",
            "memory_mb"]
 
-CONSOLES = ("serial", "vga-text", "screen")
 # --- guest files -------------------------------------------------------------
 
 GUEST_KEYS = (

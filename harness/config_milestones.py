@@ -24,6 +24,7 @@ from .validate import (
     shown,
 )
 
+CONSOLES = ("serial", "vga-text", "screen")
 MILESTONE_KEYS = ("name", "pattern", "needle", "still", "source", "timeout", "send", "keys",
                   "optional", "weight")
 

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config_boot import boot_spec
-from .config_milestones import milestone_list
+from .config_milestones import CONSOLES, milestone_list
 from .config_payload import payload_dir, payload_steps, payload_to
 from .files import SAFE_NAME_RULE, safe_name
 from .model import BootSpec, Drive, ImageSpec, Stage, Timeouts
-from .validate import _Checker, _Map, _positive, shown
+from .validate import _Checker, _Map, _one_of, _positive, shown
 
-STAGE_KEYS = ("name", "boot", "milestones", "payload", "payload_dir", "payload_to", "timeouts")
+STAGE_KEYS = ("name", "boot", "console", "milestones", "payload", "payload_dir", "payload_to",
+              "timeouts")
 PER_STAGE = ("milestones", "payload", "payload_dir", "payload_to")  # not beside `stages:`
 
 
@@ -48,9 +49,12 @@ def stage_list(c: _Checker, m: _Map, images: dict[str, ImageSpec], base: Path,
         if "milestones" not in s.data:
             c.issue(s.line, s.path("milestones"), "a stage needs its milestones (the last one "
                     "is where it ends, or where its payload starts)")
-        milestones = milestone_list(c, s, base, console)
+        # a stage may watch another console (an installer on the screen, then a serial login)
+        stage_console = s.get("console", _one_of(*CONSOLES), console)
+        milestones = milestone_list(c, s, base, stage_console)
         out.append(Stage(name=name, boot=stage_boot or BootSpec("kernel"), milestones=milestones,
-                         payload=payload_steps(c, s, milestones, console, drives),
+                         console=stage_console,
+                         payload=payload_steps(c, s, milestones, stage_console, drives),
                          payload_dir=payload_dir(c, s, base), payload_to=payload_to(s),
                          timeouts=timeouts(s.sub("timeouts"))))
     if not out and not c.issues:

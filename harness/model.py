@@ -367,6 +367,7 @@ class Stage:
     payload_dir: Path | None = None
     payload_to: str = "/tmp/payload"
     timeouts: Timeouts | None = None  # None: the cell's
+    console: str = "serial"  # serial | vga-text | screen: the guest's unless the stage says
 
 
 STAGE_SEP = "/"  # a staged guest's milestone names are `stage/milestone`

@@ -24,7 +24,7 @@ def stage_cell(cell: Cell, stage: Stage) -> Cell:
     booted = stage.boot.image if stage.boot.kind in ("disk", "floppy") else None
     staged = dataclasses.replace(
         guest, boot=stage.boot, milestones=list(stage.milestones), payload=list(stage.payload),
-        payload_dir=stage.payload_dir, payload_to=stage.payload_to,
+        payload_dir=stage.payload_dir, payload_to=stage.payload_to, console=stage.console,
         drives=tuple(d for d in guest.drives if d.image != booted), stages=[])
     return dataclasses.replace(cell, guest=staged, timeouts=stage.timeouts or cell.timeouts)
 

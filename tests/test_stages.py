@@ -74,13 +74,27 @@ def test_stages_load_in_order_and_their_milestones_are_named_by_stage(tmp_path):
     assert g.payload == []
 
 
+def test_a_stage_may_watch_another_console(tmp_path):
+    g = load(tmp_path, STAGED.replace("  - name: boot\n", "  - name: boot\n    console: screen\n"))
+    install, boot = g.stages
+    assert install.console == "serial" and boot.console == "screen"
+    assert {m.source for m in install.milestones} == {"serial"}
+    assert {m.source for m in boot.milestones} == {"screen"}
+    cell = make_cell(g, "tcg", "bios", Timeouts(300, 60), 256)
+    assert not stage_cell(cell, install).guest.uses_screen
+    assert stage_cell(cell, boot).guest.uses_screen
+    assert problems(tmp_path, STAGED.replace("  - name: install\n", "  - name: install\n"
+                                             "    console: screen\n")) == [
+        "14: stages[0].payload: steps are typed and read on a serial console (console: serial)"]
+
+
 def test_stage_mistakes_name_their_line_and_key(tmp_path):
     text = STAGED.replace("    boot: {disk: disk}\n", "    boot: {disk: nodisk}\n")
     text = text.replace("name: boot\n", "name: boot\n    colour: red\n")
     text += "milestones:\n  - {name: x, pattern: y}\n"
     assert problems(tmp_path, text) == [
-        "17: stages[1].colour: unknown key (allowed here: name, boot, milestones, payload, "
-        "payload_dir, payload_to, timeouts)",
+        "17: stages[1].colour: unknown key (allowed here: name, boot, console, milestones, "
+        "payload, payload_dir, payload_to, timeouts)",
         "18: stages[1].boot.disk: no image named 'nodisk' in images",
         "21: milestones: a guest with `stages:` gives each stage its own `milestones:` "
         "(move it into the stage it belongs to)",

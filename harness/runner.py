@@ -121,13 +121,13 @@ def boot_stages(cell: Cell, images: dict[str, Path], ctx: AttemptContext,
     try:
         for stage in stages_from(cell.guest, from_stage):
             scell = stage_cell(cell, stage)
-            unbootable = _left_unbootable(stage, ctx.folder, fresh=not runs and from_stage is None)
+            fresh = not runs and from_stage is None  # the first stage makes the overlays
+            unbootable = _left_unbootable(stage, ctx.folder, fresh)
             if unbootable is not None:
                 runs.append((stage, unbootable))
                 break
             sctx = dataclasses.replace(ctx, folder=ctx.folder / "stages" / stage.name,
-                                       state=ctx.folder, keep=True,
-                                       fresh=not runs and from_stage is None,
+                                       state=ctx.folder, keep=True, fresh=fresh,
                                        on_event=_named(ctx.on_event, stage.name))
             runs.append((stage, boot(scell, images, sctx)))
             stopped = ctx.stop is not None and ctx.stop.is_set()

@@ -105,8 +105,9 @@ def guest_rows(guests: Sequence[Guest], cells: Sequence[CellRow]) -> list[GuestR
         mine = [c for c in cells if c.id.startswith(g.id + "/")]
         runs_on = list(dict.fromkeys(c.backend for c in mine if c.runs))
         sources = [d for s in g.images.values() if (d := describe_source(s))]
-        where = ", ".join(dict.fromkeys(w for w, _ in sources))
-        verify = ", ".join(dict.fromkeys(v for _, v in sources))
+        # a guest made only by recipes (a C program through a cross compiler) downloads nothing
+        where = ", ".join(dict.fromkeys(w for w, _ in sources)) or "built here"
+        verify = ", ".join(dict.fromkeys(v for _, v in sources)) or "its inputs' digests"
         missing = unobtained(g)
         skipped = None if runs_on else (
             "until you supply its image: see its notes" if missing

@@ -214,3 +214,11 @@ def test_every_entry_from_outside_carries_its_evidence():
             continue
         assert g.evidence, f"{g.id}: no evidence: list for a guest not booted here"
         assert g.level != "boots-here", g.id
+
+
+def test_a_guest_built_only_by_recipes_says_so():
+    guests = load_guests(GUESTS)
+    (row,) = guest_rows([guests["gxemul-testmips-hello"]], [])
+    assert (row.source, row.verify) == ("built here", "its inputs' digests")
+    (deb,) = guest_rows([guests["linux-busybox-stages-x86_64"]], [])
+    assert (deb.source, deb.verify) == ("Debian archive", "apt (signed)")  # recipes add none

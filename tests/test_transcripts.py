@@ -131,3 +131,25 @@ def test_replay_command_stage(tmp_path):
     assert "FAILURE  d-i-stuck" in out.stdout
     bad = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "name the one this console is" in bad.stderr
+
+
+def test_record_keeps_one_console_a_stage(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("record", HERE / "record.py")
+    record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record)
+    cell = {"verdict": "fail", "artifacts": {"console_raw": "c/test.raw"},
+            "milestones": [{"name": "install/kernel", "reached": True},
+                           {"name": "install/done", "reached": False},
+                           {"name": "test/kernel", "reached": False}],
+            "stages": [{"name": "install", "verdict": "fail",
+                        "artifacts": {"console_raw": "c/install.raw"}},
+                       {"name": "test", "verdict": "skip", "artifacts": {}}]}
+    assert list(record._consoles(tmp_path, cell, "g.tcg-bios", partial=False)) == []
+    got = list(record._consoles(tmp_path, cell, "g.tcg-bios", partial=True))
+    assert got == [("g.tcg-bios.install.log", tmp_path / "c/install.raw",
+                    {"stage": "install", "milestones": ["install/kernel"]})]
+    cell["stages"][0]["verdict"] = "pass"
+    got = list(record._consoles(tmp_path, cell, "g.tcg-bios", partial=False))
+    assert got == [("g.tcg-bios.install.log", tmp_path / "c/install.raw", {"stage": "install"})]

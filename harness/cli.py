@@ -212,6 +212,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="only these milestones (the ones the log covers), in the guest's order")
     rp.add_argument("--source", choices=("serial", "screen"),
                     help="which console the log is (default: serial; screen for a PNG)")
+    rp.add_argument("--stage", metavar="NAME",
+                    help="a staged guest's: which stage's boot the log is (its milestones "
+                         "are then named NAME/milestone)")
 
     pr = sub.add_parser("probe", help="which backends this host has, and whether they work")
     canary_args(pr)
@@ -647,7 +650,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise UsageError("--source: a screenshot is the screen (leave out --source serial)")
         data, source = _screenshot_text(args.log), "screen"
     try:
-        r = replay(guest, data, names, source)
+        r = replay(guest, data, names, source, stage=args.stage)
     except ReplayError as exc:
         raise UsageError(str(exc)) from None
     for name in r.checked:

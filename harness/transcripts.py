@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from . import knowledge
 from .console.engine import PatternTimeout
 from .console.matcher import Event, Matcher
-from .model import Guest, Milestone
+from .model import STAGE_SEP, Guest, Milestone
 
 CHUNK = 512  # bytes per feed: smaller than most lines, like a serial port's reads
 _SENTINEL = Milestone("end of transcript", re.compile(r"(?!)"))
@@ -45,16 +45,25 @@ class Replay:
 
 
 def replay(guest: Guest, data: bytes, milestones: Sequence[str] | None = None,
-           source: str = "serial", chunk: int = CHUNK, native: bool | None = None) -> Replay:
+           source: str = "serial", chunk: int = CHUNK, native: bool | None = None,
+           stage: str | None = None) -> Replay:
     """Feed `data` (a console as the guest printed it) to the guest's matcher.
 
     `milestones` limits the check to those the transcript covers (a log
     that starts at the kernel cannot show the boot loader); by default all
     text milestones of `source` are required in order. Needle and still
     milestones need a screen and are never part of a replay. `native` picks
-    the matcher's literal prefilter (None: the fastest available).
+    the matcher's literal prefilter (None: the fastest available). A staged
+    guest's console is one boot's, so `stage` picks whose milestones
+    (`stage/name`) it is replayed through; a staged guest needs one.
     """
     text_ms = [m for m in guest.milestones if m.pattern is not None and m.source == source]
+    if guest.stages or stage is not None:
+        names = [s.name for s in guest.stages]
+        if stage not in names:
+            raise ReplayError(f"{guest.id} has stages ({', '.join(names) or 'none'}): "
+                              f"name the one this console is ({stage!r} is not one)")
+        text_ms = [m for m in text_ms if m.name.startswith(stage + STAGE_SEP)]
     if milestones is not None:
         names = {m.name for m in text_ms}
         unknown = [n for n in milestones if n not in names]

@@ -30,8 +30,10 @@ CATALOG = load_guests(GUESTS)
 def test_each_transcript_matches_its_guest(entry, chunk):
     guest = CATALOG[entry["guest"]]
     data = (HERE / entry["file"]).read_bytes()
-    r = replay(guest, data, entry.get("milestones"), chunk=chunk)
-    assert r.missing == [] and r.failures == [], (r.missing, r.failures)
+    r = replay(guest, data, entry.get("milestones"), chunk=chunk, stage=entry.get("stage"))
+    # `fails:` a console that ended in a failure the guest knows (kept as its evidence)
+    assert r.missing == [] and [f.name for f in r.failures] == entry.get("fails", []), \
+        (r.missing, r.failures)
     assert r.reached == r.checked  # in the guest's order
 
 
@@ -52,9 +54,16 @@ def test_verified_claims_are_backed():
             # the guest boots in CI (tests/test_catalog.py)
             assert "local" in g.tags, g.id
         elif g.level == "transcript":
-            assert any("milestones" not in e for e in mine), f"{g.id}: no whole transcript"
+            # a staged guest's consoles are one a stage: each stage needs a whole one
+            for stage in [s.name for s in g.stages] or [None]:
+                assert any("milestones" not in e and e.get("stage") == stage for e in mine), \
+                    f"{g.id}: no whole transcript" + (f" of stage {stage}" if stage else "")
         elif g.verified_partly:
             covered = {m for e in mine for m in e.get("milestones", [])}
+            for e in mine:  # a whole console of one stage covers that stage's milestones
+                if "milestones" not in e and e.get("stage"):
+                    covered |= {m.name for m in g.milestones
+                                if m.name.startswith(e["stage"] + "/")}
             assert set(g.verified_partly) <= covered, g.id
         else:
             assert not mine, f"{g.id} has a transcript: say what it verifies"
@@ -89,3 +98,58 @@ def test_replay_command(tmp_path):
                           str(log), "--milestones", "kernel,nope"], capture_output=True,
                          text=True, cwd=ROOT)
     assert bad.returncode == 2 and "no serial text milestone 'nope'" in bad.stderr
+
+
+def test_a_staged_guests_console_is_replayed_through_its_stage():
+    from harness.transcripts import ReplayError
+
+    guest = CATALOG["debian-12-amd64-preseed"]
+    data = (HERE / "debian-12-amd64-preseed.tcg-bios.install.log").read_bytes()
+    with pytest.raises(ReplayError, match="name the one this console is"):
+        replay(guest, data)  # one boot's console cannot show both stages
+    r = replay(guest, data, stage="install")
+    assert r.reached == ["install/kernel", "install/init", "install/syslog", "install/nic",
+                         "install/components"]
+    assert r.missing == ["install/late-command", "install/power-down"]
+    assert [f.name for f in r.failures] == ["d-i-stuck"]
+    assert "Download installer components" in r.failures[0].text
+    r = replay(guest, data, stage="test")  # the installer's kernel is Debian 12's too, no more
+    assert r.reached == ["test/kernel"]
+    assert r.missing == ["test/issue", "test/login", "test/password", "test/shell"]
+
+
+def test_replay_command_stage(tmp_path):
+    import subprocess
+    import sys
+
+    log = HERE / "debian-12-amd64-preseed.tcg-bios.install.log"
+    cmd = [sys.executable, "-m", "harness", "replay", "debian-12-amd64-preseed", str(log)]
+    out = subprocess.run([*cmd, "--stage", "install", "--milestones",
+                          "install/kernel,install/components"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1 and "found    install/components" in out.stdout, out.stdout
+    assert "FAILURE  d-i-stuck" in out.stdout
+    bad = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "name the one this console is" in bad.stderr
+
+
+def test_record_keeps_one_console_a_stage(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("record", HERE / "record.py")
+    record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record)
+    cell = {"verdict": "fail", "artifacts": {"console_raw": "c/test.raw"},
+            "milestones": [{"name": "install/kernel", "reached": True},
+                           {"name": "install/done", "reached": False},
+                           {"name": "test/kernel", "reached": False}],
+            "stages": [{"name": "install", "verdict": "fail",
+                        "artifacts": {"console_raw": "c/install.raw"}},
+                       {"name": "test", "verdict": "skip", "artifacts": {}}]}
+    assert list(record._consoles(tmp_path, cell, "g.tcg-bios", partial=False)) == []
+    got = list(record._consoles(tmp_path, cell, "g.tcg-bios", partial=True))
+    assert got == [("g.tcg-bios.install.log", tmp_path / "c/install.raw",
+                    {"stage": "install", "milestones": ["install/kernel"]})]
+    cell["stages"][0]["verdict"] = "pass"
+    got = list(record._consoles(tmp_path, cell, "g.tcg-bios", partial=False))
+    assert got == [("g.tcg-bios.install.log", tmp_path / "c/install.raw", {"stage": "install"})]

@@ -22,6 +22,9 @@ TRANSCRIPTS = Path(__file__).resolve().parent / "data" / "transcripts"
 
 # file -> (phase reached, the sign that proves it, the failure sign or None, its verdict)
 EXPECTED = {
+    # preseeded: d-i asks nothing, so no question screen is seen; its last sign is /init
+    "debian-12-amd64-preseed.tcg-bios.install.log": ("userland", "linux-init", None, None),
+    "debian-12-amd64-preseed.tcg-bios.test.log": ("userland", "unix-shell", None, None),
     "debian-installer-12-amd64.tcg-bios.log": ("userland", "debian-installer", None, None),
     "debian-installer-12-amd64.tcg-uefi.log": ("userland", "debian-installer", None, None),
     "debian-installer-12-arm64.tcg-bios.log": ("userland", "debian-installer", None, None),
@@ -56,7 +59,7 @@ EXPECTED = {
 
 # consoles where the harness typed answers at prompts (`send:`): fed whole, the prompt
 # and its echoed answer are one line ("login: root"), which no prompt sign matches
-ANSWERED = {"simh-unix-v6-pdp11.simh-bios.log"}
+ANSWERED = {"simh-unix-v6-pdp11.simh-bios.log", "debian-12-amd64-preseed.tcg-bios.test.log"}
 
 
 def classify(data: bytes, chunk: int | None = None, source: str = "serial") -> Classifier:
@@ -96,7 +99,11 @@ TYPED_AT = {"xv6-riscv64.tcg-bios.log": "unix-shell"}
 def test_chunking_does_not_change_what_is_seen(name):
     data = (TRANSCRIPTS / name).read_bytes()
     whole = [s.sign.name for s in classify(data).seen()]
-    assert [s.sign.name for s in classify(data, 13).seen()] == whole
+    chunked = [s.sign.name for s in classify(data, 13).seen()]
+    if name in ANSWERED:  # a read may end between a prompt and its echoed answer
+        assert [n for n in chunked if n in whole] == whole
+    else:
+        assert chunked == whole
     if len(data) < 3000:  # the short ones a byte a read, as a slow serial line gives them
         bytewise = [s.sign.name for s in classify(data, 1).seen()]
         if name in TYPED_AT:

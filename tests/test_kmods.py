@@ -3,7 +3,7 @@ package (a real `ar` + data.tar.xz made here, with ELF modules whose .modinfo na
 their dependencies), in load order, in one pass unless a dependency came first in
 the archive; the init script's loop that insmods them, run by a real shell.
 
-The real Debian 6.1 package and a real boot are in tests/test_recipes_vm.py."""
+The real Debian 6.1 package and a real boot are in tests/test_stages_vm.py."""
 
 from __future__ import annotations
 

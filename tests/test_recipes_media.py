@@ -1,7 +1,7 @@
 """The image recipes of issue 18 that make media: `iso` (a payload CD from a folder
 beside the guest file) and `blank-disk` (an empty qcow2 to install onto), their
 checked parameters, and the x86 `drives:` interfaces (virtio, ide) as QEMU 7.2 takes
-them. No guest boots here: tests/test_recipes_vm.py boots one with all of it."""
+them. No guest boots here: tests/test_stages_vm.py boots one with all of it."""
 
 from __future__ import annotations
 

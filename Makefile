@@ -26,7 +26,9 @@ demo: venv
 test: venv
 	$(BIN)/ruff check harness tests benchmarks
 	$(BIN)/pytest -q -rs -m "not vm" -n 2
-	$(BIN)/pytest -q -rs -m vm --durations=15
+	$(BIN)/pytest -q -rs -m vm --durations=5 tests/test_catalog.py
+	$(BIN)/pytest -q -rs -m vm -n 2 --dist loadfile --durations=15 \
+		--deselect tests/test_catalog.py::test_every_local_guest_passes_under_tcg
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

@@ -24,14 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import registry
+from .backends.base import VARS_FILE
+from .backends.media import overlays
 from .backends.probe import HostFacts, Probe, foreign_arch
 from .console.matcher import Event
 from .files import os_problem, sha256_file
 from .images.store import ResolvedImage, unobtained
 from .judge import Attempt, judge, should_retry
-from .model import Cell, CellResult, Milestone, Timeouts
+from .model import Cell, CellResult, Timeouts
 from .repro import repro_script
 from .runner import AttemptContext, boot, boot_stages
+from .stages import retimed
 
 EventHook = Callable[[Cell, Event], None]
 ENV_PREFIXES = ("QEMU", "HARNESS_", "LIBVIRT", "TMPDIR")
@@ -40,7 +43,6 @@ ARTEFACTS = (("console", "console.log"), ("console_raw", "console.raw"),
              ("screen_text", "screen.txt"), ("screen", "screen.png"),
              ("vmm_commands", "vmm.commands.log"), ("vmm_log", "bochs.log"))
 PER_ATTEMPT = [name for _, name in ARTEFACTS] + ["bochs.stdout", "stages"]
-KEPT_STATE = ("*.overlay.qcow2", "efivars.fd")  # what a later stage boots on
 
 
 @dataclass(frozen=True)
@@ -129,13 +131,14 @@ def _take_kept(cell: Cell, ctx: CellContext, folder: Path) -> str | None:
     `ctx.kept` into its folder, for `--from-stage`; why not, or None. Copied, not moved:
     the kept run stays as it was, so a later stage can be re-run again and again."""
     source = (ctx.kept or ctx.run_dir) / cell.folder
-    found = [p for pattern in KEPT_STATE for p in sorted(source.glob(pattern))]
-    if not any(p.name.endswith(".overlay.qcow2") for p in found):
+    kept = overlays(source)
+    if not kept:
         return (f"--from-stage {ctx.from_stage}: no disk overlay kept in {source} (run the "
                 "cell with --keep first)")
     if source.resolve() != folder.resolve():
-        for path in found:
-            shutil.copyfile(path, folder / path.name)
+        for path in [*kept, source / VARS_FILE]:
+            if path.exists():
+                shutil.copyfile(path, folder / path.name)
     return None
 
 
@@ -194,13 +197,7 @@ def _keep_attempt(folder: Path, n: int) -> None:
 def for_gdb(cell: Cell) -> Cell:
     """The cell without deadlines: a VM paused for a debugger must not time out."""
     never = float("inf")
-
-    def untimed(milestones: list[Milestone]) -> list[Milestone]:
-        return [dataclasses.replace(m, timeout=None) for m in milestones]
-
-    guest = dataclasses.replace(cell.guest, milestones=untimed(cell.guest.milestones), stages=[
-        dataclasses.replace(s, milestones=untimed(s.milestones), timeouts=None)
-        for s in cell.guest.stages])
+    guest = retimed(cell.guest, lambda _: None, lambda _: None)
     return dataclasses.replace(cell, guest=guest, timeouts=Timeouts(never, never), retries=0)
 
 

@@ -130,6 +130,7 @@ def judge(cell: Cell, attempts: Sequence[Attempt],
     cases: list[TestCase] = []
     tested = False  # a payload ran: its counts are reported, even all zero
     offset = 0.0  # a stage's milestone times count from the first stage's start
+    deciding = _deciding(runs)
     for run in runs:
         milestones = run.cell.guest.milestones
         outcome = run.attempt.outcome if run.attempt is not None else None
@@ -146,8 +147,8 @@ def judge(cell: Cell, attempts: Sequence[Attempt],
             if outcome.failure is not None and result.failure is None:
                 result.failure = _event_json(outcome.failure)
             result.warnings += [_event_json(w) for w in outcome.warnings]
-            deciding = run.attempt is _deciding(runs)
-            if deciding and stuck_early(milestones, outcome, result.underlying or verdict):
+            if run.attempt is deciding and stuck_early(milestones, outcome,
+                                                       result.underlying or verdict):
                 result.shown = shown_json(run.attempt.shown)
         payload = run.attempt.payload if run.attempt is not None else None
         if payload is not None:

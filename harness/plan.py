@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import knowledge
-from .model import Cell, Expectation, Guest, Matrix, Milestone, Quirk, Timeouts
+from .model import Cell, Expectation, Guest, Matrix, Quirk, Timeouts
+from .stages import retimed
 
 
 class PlanError(Exception):
@@ -145,15 +146,10 @@ def for_backend(guest: Guest, timeouts: Timeouts, backend: str) -> tuple[Guest, 
     factor = knowledge.backends()[backend].time_factor
     if factor == 1:
         return guest, timeouts
-    def slower(milestones: list[Milestone]) -> list[Milestone]:
-        return [dataclasses.replace(m, timeout=m.timeout * factor if m.timeout else m.timeout)
-                for m in milestones]
 
     def longer(t: Timeouts) -> Timeouts:
         return Timeouts(t.total * factor, t.stall * factor)
 
-    stages = [dataclasses.replace(s, milestones=slower(s.milestones),
-                                  timeouts=longer(s.timeouts) if s.timeouts else None)
-              for s in guest.stages]
-    return (dataclasses.replace(guest, milestones=slower(guest.milestones), stages=stages),
-            longer(timeouts))
+    slow = retimed(guest, lambda t: t * factor if t else t,
+                   lambda t: longer(t) if t else None)
+    return slow, longer(timeouts)

@@ -10,8 +10,9 @@ attached as its boot disk instead of as a drive; its overlay is the same file.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
-from .model import Cell, Guest, Stage
+from .model import Cell, Guest, Milestone, Stage, Timeouts
 
 
 class StageError(ValueError):
@@ -38,3 +39,15 @@ def stages_from(guest: Guest, name: str | None) -> list[Stage]:
         known = ", ".join(names) if names else "none: it is not a staged guest"
         raise StageError(f"{guest.id} has no stage {name!r} (its stages: {known})")
     return guest.stages[names.index(name):]
+
+
+def retimed(guest: Guest, deadline: Callable[[float | None], float | None],
+            stage_timeouts: Callable[[Timeouts | None], Timeouts | None]) -> Guest:
+    """The guest with every milestone's deadline (its own and each stage's) and each stage's
+    timeouts mapped: a slow emulator stretches them, a VM paused for a debugger lifts them."""
+    def each(milestones: list[Milestone]) -> list[Milestone]:
+        return [dataclasses.replace(m, timeout=deadline(m.timeout)) for m in milestones]
+
+    return dataclasses.replace(guest, milestones=each(guest.milestones), stages=[
+        dataclasses.replace(s, milestones=each(s.milestones), timeouts=stage_timeouts(s.timeouts))
+        for s in guest.stages])

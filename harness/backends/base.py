@@ -31,6 +31,9 @@ class LaunchError(Exception):
     """The cell cannot be turned into a launch on this host (missing firmware...)."""
 
 
+VARS_FILE = "efivars.fd"  # a cell's UEFI variables store, beside its disk overlays
+
+
 @dataclass(frozen=True)
 class LaunchContext:
     """Where a launch lives: the cell folder, a short folder for sockets, a gdb port."""
@@ -51,7 +54,7 @@ class LaunchContext:
     @property
     def vars_file(self) -> Path:
         """The cell's copy of the UEFI variables store."""
-        return self.state_dir / "efivars.fd"
+        return self.state_dir / VARS_FILE
 
 
 @dataclass(frozen=True)

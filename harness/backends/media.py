@@ -37,17 +37,26 @@ def overlays(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.overlay.qcow2"))
 
 
-def has_boot_sector(disk: Path, qemu_img: str = "qemu-img") -> bool | None:
+def copy_start(disk: Path, out: Path, size: int, block: int = 512,
+               qemu_img: str = "qemu-img") -> str | None:
+    """Copy the first `size` bytes (whole `block`s) of a disk image (qcow2 or raw, as the
+    guest sees it) to the raw file `out`; why not, or None."""
+    argv = [qemu_img, "dd", "-f", image_format(disk), "-O", "raw", f"bs={block}",
+            f"count={size // block}", f"if={disk}", f"of={out}"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode != 0 or not out.is_file():
+        return proc.stderr.strip()[-200:] or f"{qemu_img} dd failed"
+    return None
+
+
+def has_boot_sector(disk: Path) -> bool | None:
     """Whether the disk's first sector ends in the PC boot signature 0x55AA (an MBR, or
     GPT's protective MBR): what a BIOS or UEFI disk boot needs. None: it cannot be read."""
     with tempfile.TemporaryDirectory(prefix="gh-mbr-") as tmp:
         out = Path(tmp) / "sector0"
-        try:
-            proc = subprocess.run([qemu_img, "dd", "-f", image_format(disk), "-O", "raw",
-                                   "bs=512", "count=1", f"if={disk}", f"of={out}"],
-                                  capture_output=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if proc.returncode != 0 or not out.is_file():
+        if copy_start(disk, out, 512) is not None:
             return None
         return out.read_bytes()[510:512] == b"\x55\xaa"

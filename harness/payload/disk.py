@@ -10,12 +10,11 @@ harness read more than READ_LIMIT bytes or keep a member larger than MEMBER_LIMI
 
 from __future__ import annotations
 
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
-from ..backends.media import image_format
+from ..backends.media import copy_start
 
 READ_LIMIT = 256 << 20  # bytes of the disk's start where the archive must lie
 MEMBER_LIMIT = 64 << 20
@@ -32,14 +31,9 @@ def read_member(image: Path | None, member: str, scratch: Path) -> bytes:
         raise DiskResultsError("the disk is gone (no overlay of it in the cell's folder)")
     with tempfile.TemporaryDirectory(dir=scratch, prefix="results-") as tmp:
         raw = Path(tmp) / "start.raw"
-        argv = ["qemu-img", "dd", "-f", image_format(image), "-O", "raw", f"bs={BLOCK}",
-                f"count={READ_LIMIT // BLOCK}", f"if={image}", f"of={raw}"]
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DiskResultsError(f"cannot read the disk: {exc}") from None
-        if proc.returncode != 0:
-            raise DiskResultsError(f"cannot read the disk: {proc.stderr.strip()[-200:]}")
+        failed = copy_start(image, raw, READ_LIMIT, BLOCK)
+        if failed is not None:
+            raise DiskResultsError(f"cannot read the disk: {failed}")
         return _member(raw, member)
 
 
